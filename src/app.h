@@ -1,0 +1,23 @@
+/* The process-wide context: everything a handler or job reaches through one pointer. */
+#ifndef INKLOOP_APP_H
+#define INKLOOP_APP_H
+
+#include "core/config.h"
+
+#include <uv.h>
+
+typedef struct st_db_pool_t db_pool_t;
+typedef struct st_net_t net_t;
+typedef struct st_http_server_t http_server_t;
+
+struct st_app_t {
+    uv_loop_t *loop;
+    config_t *cfg;
+    db_pool_t *db;
+    net_t *net;
+    http_server_t *http;
+    int stopping; /* set once SIGTERM/SIGINT arrived */
+};
+typedef struct st_app_t app_t;
+
+#endif

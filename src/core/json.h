@@ -1,0 +1,50 @@
+/* JSON at the edges: a small writer for responses (compact, UTF-8 kept as is) and a guarded yajl parse for
+ * request bodies. yajl_val never travels past the handler that parses a body into its typed struct. */
+#ifndef INKLOOP_CORE_JSON_H
+#define INKLOOP_CORE_JSON_H
+
+#include "core/buf.h"
+
+#include <stdint.h>
+#include <yajl/yajl_tree.h>
+
+/** Deepest nesting a request body may have (yajl frees its tree recursively, so depth is bounded first). */
+#define JSON_MAX_DEPTH 64
+
+/** Appends s as a JSON string literal (quotes included); invalid UTF-8 becomes U+FFFD. */
+void json_put_string(buf_t *b, const char *s);
+/** Same for n bytes that may contain NUL. */
+void json_put_stringn(buf_t *b, const char *s, size_t n);
+
+/** A streaming writer that places commas and colons itself. */
+typedef struct st_json_writer_t {
+    buf_t *out;
+    int depth;
+    unsigned char _first[JSON_MAX_DEPTH + 1]; /* 1 while the container at that depth has no member yet */
+    unsigned char _after_key;
+} json_writer_t;
+
+/** Starts writing into out (appending). */
+void jw_init(json_writer_t *w, buf_t *out);
+void jw_object_begin(json_writer_t *w);
+void jw_object_end(json_writer_t *w);
+void jw_array_begin(json_writer_t *w);
+void jw_array_end(json_writer_t *w);
+/** Writes an object key; the next value call writes its value. */
+void jw_key(json_writer_t *w, const char *key);
+/** A string value, or null when s is NULL. */
+void jw_string(json_writer_t *w, const char *s);
+void jw_int(json_writer_t *w, int64_t v);
+void jw_double(json_writer_t *w, double v);
+void jw_bool(json_writer_t *w, int v);
+void jw_null(json_writer_t *w);
+/** Inserts already-serialized JSON as one value. */
+void jw_raw(json_writer_t *w, const char *json, size_t len);
+
+/** Parses a request body: NULL with a message in err when it is not one JSON value, is nested deeper than
+ * JSON_MAX_DEPTH, or is not valid UTF-8. Free the result with yajl_tree_free. */
+yajl_val json_parse(const char *text, size_t len, char *err, size_t errlen);
+/** The member of an object, or NULL when v is not an object or has no such key. */
+yajl_val json_get(yajl_val obj, const char *key);
+
+#endif

@@ -1,0 +1,15 @@
+/* HS256 JSON Web Tokens for access tokens: sub = user id, exp, iat. Nothing but HS256 is accepted. */
+#ifndef INKLOOP_CORE_JWT_H
+#define INKLOOP_CORE_JWT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/** Signs an access token for sub valid from now_s for ttl_s seconds; returns a malloc'd string. */
+char *jwt_sign(const char *secret, const char *sub, int64_t now_s, int64_t ttl_s);
+/** Verifies token: three base64url parts, header alg exactly "HS256", a valid signature, exp after now_s,
+ * and a string sub of at most subcap-1 bytes copied into sub. Returns 0, or -1 with a reason in err. */
+int jwt_verify(const char *secret, const char *token, size_t len, int64_t now_s, char *sub, size_t subcap,
+               char *err, size_t errlen);
+
+#endif

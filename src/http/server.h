@@ -1,0 +1,93 @@
+/* The HTTP side: h2o (HTTP/1.1) on the libuv loop, one catch-all handler that routes, applies CORS, the body
+ * limit and authentication, and hands a request context to a handler. Handlers reply asynchronously: they
+ * start I/O with the request as its data and reply from the completion. */
+#ifndef INKLOOP_HTTP_SERVER_H
+#define INKLOOP_HTTP_SERVER_H
+
+#include "core/buf.h"
+
+#include <h2o.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+typedef struct st_app_t app_t;
+typedef struct st_http_server_t http_server_t;
+typedef struct st_http_req_t http_req_t;
+typedef struct st_http_route_t http_route_t; /* defined in http/router.h */
+
+/** A route's handler. It must eventually call exactly one http_reply* function for req. */
+typedef void (*http_handler_cb)(http_req_t *req);
+
+#define HTTP_MAX_PARAMS 4
+
+/** One request as a handler sees it. Owned by the server; freed by the http_reply* call. When the client goes
+ * away first, h2o becomes NULL and the reply is dropped, but the handler still replies (to free it). */
+struct st_http_req_t {
+    app_t *app;
+    h2o_req_t *h2o;                   /* NULL once the client went away */
+    char method[8];                   /* "GET", ...; HEAD requests run GET handlers */
+    char *path;                       /* percent-decoded path without the query string */
+    char *query;                      /* raw query string after '?', NULL when none */
+    const char *route;                /* the matched pattern, e.g. "/articles/{id}", for metrics and logs */
+    char *params[HTTP_MAX_PARAMS];    /* path parameters in pattern order, percent-decoded */
+    size_t nparams;
+    const char *body;                 /* request body, a NUL-terminated copy owned by req; NULL when empty */
+    size_t body_len;
+    void *user;                       /* the handler's state */
+    char user_id[37];                 /* authenticated user's id ("" when the route needs no auth) */
+    uint64_t start_ms;                /* monotonic time the request arrived */
+    /* private */
+    http_server_t *_server;
+    void *_backref;
+    buf_t _extra;                     /* headers added with http_add_header: "name\0value\0" pairs */
+    char *_origin;                    /* allowed Origin of the request, NULL when none */
+    http_handler_cb _handler;         /* the matched route's handler */
+    char *_param_storage;             /* what params point into */
+    h2o_linklist_t _inflight;         /* in the server's list of requests awaiting a reply */
+};
+
+/** Authenticates a request for a ROUTE_USER route: on success it sets req->user_id and calls next(req) (the
+ * rest of the pipeline: content-type check, then the handler); on failure it replies itself, typically
+ * 401 {"detail":"Not authenticated"} or {"detail":"Could not validate credentials"} with
+ * WWW-Authenticate: Bearer. It may finish asynchronously (a database lookup). */
+typedef void (*http_auth_cb)(http_req_t *req, http_handler_cb next);
+
+/** Creates the server: h2o context on loop, the catch-all handler, the body limit. */
+http_server_t *http_server_create(uv_loop_t *loop, app_t *app, size_t max_body_bytes);
+/** Sets the route table (main.c passes http_routes); the table must outlive srv. Without it, every path is 404. */
+void http_server_set_routes(http_server_t *srv, const http_route_t *routes, size_t nroutes);
+/** Sets the authentication of ROUTE_USER routes. Until one is set, such routes answer 401
+ * {"detail":"Not authenticated"} with WWW-Authenticate: Bearer. */
+void http_server_set_user_auth(http_server_t *srv, http_auth_cb cb);
+/** Binds and listens (host is an IPv4 or IPv6 literal; port 0 picks a free port). Returns 0 or -1 (logged). */
+int http_server_listen(http_server_t *srv, const char *host, int port);
+/** The port actually listened on (useful after port 0), or -1 when not listening. */
+int http_server_port(const http_server_t *srv);
+/** Requests in progress (received, not yet replied). */
+size_t http_server_in_flight(const http_server_t *srv);
+/** Stops accepting, closes idle keep-alive connections, lets in-flight requests finish for up to timeout_ms,
+ * then answers those still waiting 503 {"detail":"Service is shutting down"} (their handlers' later replies
+ * only free them), closes every connection and handle, then calls cb; srv is freed after cb returns. Call it
+ * once, from the loop's thread. */
+void http_server_shutdown(http_server_t *srv, uint64_t timeout_ms, void (*cb)(void *data), void *data);
+
+/** Value of a request header (case-insensitive name), NULL when absent or once the client went away; *len gets
+ * its length. The value lives in h2o's request pool: copy it before starting asynchronous work. */
+const char *http_header(const http_req_t *req, const char *name, size_t *len);
+/** A query-string parameter, percent-decoded, malloc'd; NULL when absent. */
+char *http_query_param(const http_req_t *req, const char *name);
+/** Adds a response header (copied) to the coming reply, e.g. Set-Cookie. */
+void http_add_header(http_req_t *req, const char *name, const char *value);
+
+/** Replies with a body of the given content type and frees req. */
+void http_reply(http_req_t *req, int status, const char *content_type, const char *body, size_t len);
+/** Replies with JSON (body is consumed and reset) and frees req. */
+void http_reply_json(http_req_t *req, int status, buf_t *body);
+/** Replies {"detail": detail} and frees req. */
+void http_reply_error(http_req_t *req, int status, const char *detail);
+/** Replies 422 {"detail":[{"loc":[where, field],"msg":msg,"type":type}]} and frees req. where is "body",
+ * "path" or "query". */
+void http_reply_invalid(http_req_t *req, const char *where, const char *field, const char *msg, const char *type);
+
+#endif
