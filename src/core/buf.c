@@ -37,14 +37,21 @@ void buf_putc(buf_t *b, char c)
 
 void buf_vprintf(buf_t *b, const char *fmt, va_list ap)
 {
+    /* Format into the spare room first; most lines fit, and only a long one pays for a second pass. */
+    buf_reserve(b, 128);
+    size_t room = b->cap - b->len;
     va_list cp;
     va_copy(cp, ap);
-    int n = vsnprintf(NULL, 0, fmt, cp);
+    int n = vsnprintf(b->data + b->len, room, fmt, cp);
     va_end(cp);
-    if (n <= 0)
+    if (n < 0) {
+        b->data[b->len] = '\0';
         return;
-    buf_reserve(b, (size_t)n);
-    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+    }
+    if ((size_t)n >= room) {
+        buf_reserve(b, (size_t)n);
+        vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+    }
     b->len += (size_t)n;
 }
 

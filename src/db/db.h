@@ -34,7 +34,10 @@ typedef struct st_db_result_t {
 
 /** Completion of a batch: one result per statement, in order. Results (and their PGresults) are valid only
  * during the call. When the batch failed, the failing statement carries the error and every later one has
- * err "aborted" (the batch ran in one implicit transaction and was rolled back). */
+ * err "aborted" (the batch ran in one implicit transaction and was rolled back); an error at commit (a deferred
+ * constraint) is on the last statement; a batch that never ran ("connection lost", "database unavailable",
+ * "timed out waiting for a database connection", "pool closing") has the error on every statement. So
+ * results[n - 1].err is set exactly when the batch failed. */
 typedef void (*db_batch_cb)(const db_result_t *results, size_t n, void *data);
 
 typedef struct st_db_pool_config_t {
@@ -58,7 +61,8 @@ typedef struct st_db_pool_stats_t {
     uint64_t reconnects;
 } db_pool_stats_t;
 
-/** Creates the pool; nothing connects until db_pool_start. The config strings are copied. */
+/** Creates the pool; nothing connects until db_pool_start. The config strings are copied. Returns NULL (and
+ * logs why) when conninfo cannot be parsed. Zero config fields take the defaults above (size 4). */
 db_pool_t *db_pool_create(uv_loop_t *loop, const db_pool_config_t *cfg);
 /** Registers a statement prepared on every connection. Only before db_pool_start. Returns 0 or -1. */
 int db_pool_prepare(db_pool_t *pool, const char *name, const char *sql);

@@ -1,0 +1,780 @@
+/* Authentication: the ROUTE_USER gate, signup/login/refresh/logout/me, and API keys.
+ *
+ * Access tokens are HS256 JWTs checked without a query. API keys are looked up by their SHA-256 on every
+ * request, so a revoked key stops working at once on every process; last_used_at is written at most once a
+ * minute per key (the lookup says whether it is stale, and a small per-process table suppresses repeats). */
+#include "http/auth.h"
+#include "app.h"
+#include "core/alloc.h"
+#include "core/crypto.h"
+#include "core/jwt.h"
+#include "core/log.h"
+#include "core/password.h"
+#include "core/timeutil.h"
+#include "http/kit.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* bcrypt cost: 2^12 rounds, about a quarter second per hash on one core. */
+#define PASSWORD_COST 12
+/* Passwords past this many bytes are refused rather than hashed (bounds the work one request can ask for). */
+#define PASSWORD_MAX_BYTES 1024
+
+static const struct {
+    const char *name, *sql;
+} statements[] = {
+    {"auth_key",
+     "SELECT id, user_id, (last_used_at IS NULL OR last_used_at < now() - interval '60 seconds') AS stale"
+     "  FROM api_keys WHERE key_hash = $1::bytea AND revoked_at IS NULL"},
+    {"auth_key_touch", "UPDATE api_keys SET last_used_at = now() WHERE id = $1"},
+    {"auth_exists",
+     "SELECT EXISTS (SELECT 1 FROM users WHERE lower(email) = lower($1) OR lower(username) = lower($2)) AS taken"},
+    {"auth_insert_user", "INSERT INTO users (id, email, username, password_hash) VALUES ($1, $2, $3, $4)"},
+    {"auth_grant", "SELECT credits_add($1, $2::int, 'grant', 'Signup credits')"},
+    {"auth_insert_refresh",
+     "INSERT INTO refresh_tokens (user_id, token_hash, expires_at)"
+     " VALUES ($1, $2::bytea, now() + make_interval(secs => $3::int))"},
+    {"auth_user_by_id", "SELECT id, email, username, credits, plan FROM users WHERE id = $1"},
+    {"auth_user_by_email",
+     "SELECT id, email, username, credits, plan, password_hash FROM users WHERE lower(email) = lower($1)"},
+    /* Rotation with a grace window (sql/0001_init.sql explains it): the presented token is marked rotated
+     * (keeping the first rotation time) and a sibling in its family is issued. */
+    {"auth_rotate",
+     "WITH old AS ("
+     "  UPDATE refresh_tokens SET rotated_at = coalesce(rotated_at, now())"
+     "   WHERE token_hash = $1::bytea AND revoked_at IS NULL AND expires_at > now()"
+     "     AND (rotated_at IS NULL OR rotated_at > now() - make_interval(secs => $3::int))"
+     "  RETURNING id, user_id, family_id),"
+     " new AS ("
+     "  INSERT INTO refresh_tokens (user_id, family_id, token_hash, expires_at)"
+     "  SELECT user_id, family_id, $2::bytea, now() + make_interval(secs => $4::int) FROM old"
+     "  RETURNING id, user_id),"
+     " link AS (UPDATE refresh_tokens r SET replaced_by = new.id FROM new, old"
+     "           WHERE r.id = old.id AND r.replaced_by IS NULL)"
+     " SELECT u.id, u.email, u.username, u.credits, u.plan FROM new JOIN users u ON u.id = new.user_id"},
+    {"auth_revoke", "UPDATE refresh_tokens SET revoked_at = now() WHERE token_hash = $1::bytea AND revoked_at IS NULL"},
+    {"apikey_insert",
+     "INSERT INTO api_keys (user_id, name, prefix, key_hash) VALUES ($1, $2, $3, $4::bytea)"
+     " RETURNING id, name, prefix, created_at"},
+    {"apikey_list",
+     "SELECT id, name, prefix, created_at, last_used_at, revoked_at FROM api_keys"
+     " WHERE user_id = $1 AND revoked_at IS NULL ORDER BY created_at DESC, id DESC OFFSET $2 LIMIT $3"},
+    {"apikey_revoke",
+     "UPDATE api_keys SET revoked_at = now() WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL RETURNING id"},
+};
+
+int auth_prepare(db_pool_t *pool)
+{
+    for (size_t i = 0; i < sizeof(statements) / sizeof(statements[0]); i++)
+        if (db_pool_prepare(pool, statements[i].name, statements[i].sql) != 0)
+            return -1;
+    return 0;
+}
+
+/* "\x" + hex of the SHA-256 of s: the text form of a bytea parameter. */
+static void sha256_param(const char *s, size_t len, char out[67])
+{
+    uint8_t h[32];
+    crypto_sha256(s, len, h);
+    out[0] = '\\';
+    out[1] = 'x';
+    crypto_hex(h, 32, out + 2);
+}
+
+/* A new random token: 32 bytes, URL-safe base64 (43 characters). */
+static void random_token(char out[44])
+{
+    uint8_t raw[32];
+    crypto_random(raw, sizeof(raw));
+    crypto_base64(raw, sizeof(raw), out, 1);
+}
+
+static void reply_401(http_req_t *req, const char *detail)
+{
+    http_add_header(req, "WWW-Authenticate", "Bearer");
+    http_reply_error(req, 401, detail);
+}
+
+/* ---- the ROUTE_USER gate ---- */
+
+/* Which keys this process touched recently, so a burst of requests with one key writes last_used_at once. */
+#define TOUCH_SLOTS 256
+static struct {
+    char id[37];
+    uint64_t at_ms;
+} touched[TOUCH_SLOTS];
+
+static void on_touch_done(const db_result_t *r, size_t n, void *data)
+{
+    (void)n;
+    (void)data;
+    if (r[0].err != NULL)
+        log_warn("recording API key use", "%s", r[0].err);
+}
+
+static void touch_key(app_t *app, const char *key_id)
+{
+    uint8_t h[32];
+    crypto_sha256(key_id, strlen(key_id), h);
+    size_t slot = h[0] % TOUCH_SLOTS;
+    uint64_t now = time_mono_ms();
+    if (strcmp(touched[slot].id, key_id) == 0 && now - touched[slot].at_ms < 60000)
+        return;
+    memcpy(touched[slot].id, key_id, 37);
+    touched[slot].at_ms = now;
+    const char *params[] = {key_id};
+    db_query(app->db, "auth_key_touch", 1, params, on_touch_done, NULL);
+}
+
+typedef struct st_gate_t {
+    http_req_t *req;
+    http_handler_cb next;
+} gate_t;
+
+static void on_key_found(const db_result_t *r, size_t n, void *data)
+{
+    (void)n;
+    gate_t *g = data;
+    http_req_t *req = g->req;
+    http_handler_cb next = g->next;
+    free(g);
+    if (kit_db_failed(req, &r[0], "authenticating an API key"))
+        return;
+    if (PQntuples(r[0].res) != 1) {
+        reply_401(req, "Could not validate credentials");
+        return;
+    }
+    snprintf(req->user_id, sizeof(req->user_id), "%s", db_value(r[0].res, 0, "user_id"));
+    if (db_bool(r[0].res, 0, "stale"))
+        touch_key(req->app, db_value(r[0].res, 0, "id"));
+    next(req);
+}
+
+void auth_user(http_req_t *req, http_handler_cb next)
+{
+    size_t len = 0;
+    const char *cred = NULL;
+    const char *h = http_header(req, "authorization", &len);
+    if (h != NULL) {
+        if (len < 7 || strncasecmp(h, "Bearer ", 7) != 0) {
+            reply_401(req, "Could not validate credentials");
+            return;
+        }
+        cred = h + 7;
+        len -= 7;
+        while (len > 0 && *cred == ' ') {
+            cred++;
+            len--;
+        }
+    } else {
+        cred = http_header(req, "x-api-key", &len);
+    }
+    if (cred == NULL || len == 0) {
+        reply_401(req, "Not authenticated");
+        return;
+    }
+    if (len > 3 && memcmp(cred, "sk_", 3) == 0) {
+        if (len > 256) {
+            reply_401(req, "Could not validate credentials");
+            return;
+        }
+        char hash[67];
+        sha256_param(cred, len, hash);
+        gate_t *g = xmalloc(sizeof(*g));
+        g->req = req;
+        g->next = next;
+        const char *params[] = {hash};
+        if (db_query(req->app->db, "auth_key", 1, params, on_key_found, g) == NULL) {
+            free(g);
+            kit_db_busy(req);
+        }
+        return;
+    }
+    char err[64];
+    if (jwt_verify(req->app->cfg->jwt_secret, cred, len, time_now_us() / 1000000, req->user_id, sizeof(req->user_id),
+                   err, sizeof(err)) != 0) {
+        log_debug("authenticating a request", "access token refused: %s", err);
+        req->user_id[0] = '\0';
+        reply_401(req, "Could not validate credentials");
+        return;
+    }
+    next(req);
+}
+
+/* ---- replies shared by signup, login and refresh ---- */
+
+void auth_write_user(json_writer_t *w, const PGresult *res, int row)
+{
+    jw_object_begin(w);
+    jw_key(w, "id");
+    jw_string(w, db_value(res, row, "id"));
+    jw_key(w, "email");
+    jw_string(w, db_value(res, row, "email"));
+    jw_key(w, "username");
+    jw_string(w, db_value(res, row, "username"));
+    jw_key(w, "credits");
+    jw_int(w, db_int(res, row, "credits"));
+    jw_key(w, "plan");
+    jw_string(w, db_value(res, row, "plan"));
+    jw_object_end(w);
+}
+
+static void set_refresh_cookie(http_req_t *req, const char *token)
+{
+    char cookie[160];
+    snprintf(cookie, sizeof(cookie), "refresh_token=%s; HttpOnly; Max-Age=%d; Path=/; SameSite=Lax", token,
+             AUTH_REFRESH_TTL_S);
+    http_add_header(req, "Set-Cookie", cookie);
+}
+
+/* {"user": ..., "access_token": ..., "token_type": "bearer"} with a fresh access token and the cookie. */
+static void reply_session(http_req_t *req, const PGresult *user, const char *refresh_token)
+{
+    char *token = jwt_sign(req->app->cfg->jwt_secret, db_value(user, 0, "id"), time_now_us() / 1000000,
+                           AUTH_ACCESS_TTL_S);
+    buf_t body = BUF_INIT;
+    json_writer_t w;
+    jw_init(&w, &body);
+    jw_object_begin(&w);
+    jw_key(&w, "user");
+    auth_write_user(&w, user, 0);
+    jw_key(&w, "access_token");
+    jw_string(&w, token);
+    jw_key(&w, "token_type");
+    jw_string(&w, "bearer");
+    jw_object_end(&w);
+    set_refresh_cookie(req, refresh_token);
+    http_reply_json(req, 200, &body);
+    buf_free(&body);
+    free(token);
+}
+
+/* ---- signup ---- */
+
+typedef struct st_signup_t {
+    http_req_t *req;
+    char id[37];
+    char *email, *username, *password;
+    char refresh[44];
+} signup_t;
+
+static void signup_free(signup_t *s)
+{
+    free(s->email);
+    free(s->username);
+    if (s->password != NULL) {
+        explicit_bzero(s->password, strlen(s->password));
+        free(s->password);
+    }
+    free(s);
+}
+
+static void on_signup_done(const db_result_t *r, size_t n, void *data)
+{
+    signup_t *s = data;
+    http_req_t *req = s->req;
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(r[i].sqlstate, "23505") == 0) {
+            http_reply_error(req, 400, "Email or username already registered");
+            signup_free(s);
+            return;
+        }
+        if (kit_db_failed(req, &r[i], "creating a user")) {
+            signup_free(s);
+            return;
+        }
+    }
+    log_info("creating a user", "user %s signed up", s->id);
+    reply_session(req, r[n - 1].res, s->refresh);
+    signup_free(s);
+}
+
+static void on_signup_hashed(void *data, const char *hash, int ok)
+{
+    (void)ok;
+    signup_t *s = data;
+    if (hash == NULL) {
+        log_error("hashing a password", "bcrypt failed");
+        http_reply_error(s->req, 500, "Internal Server Error");
+        signup_free(s);
+        return;
+    }
+    app_t *app = s->req->app;
+    char credits[16], ttl[16], refresh_hash[67];
+    snprintf(credits, sizeof(credits), "%d", app->cfg->signup_credits);
+    snprintf(ttl, sizeof(ttl), "%d", AUTH_REFRESH_TTL_S);
+    random_token(s->refresh);
+    sha256_param(s->refresh, strlen(s->refresh), refresh_hash);
+    const char *p_user[] = {s->id, s->email, s->username, hash};
+    const char *p_grant[] = {s->id, credits};
+    const char *p_refresh[] = {s->id, refresh_hash, ttl};
+    const char *p_id[] = {s->id};
+    /* One atomic batch: the user exists with its credits and its session, or not at all. */
+    db_stmt_t stmts[4];
+    size_t k = 0;
+    stmts[k++] = (db_stmt_t){"auth_insert_user", NULL, 4, p_user};
+    if (app->cfg->signup_credits > 0)
+        stmts[k++] = (db_stmt_t){"auth_grant", NULL, 2, p_grant};
+    stmts[k++] = (db_stmt_t){"auth_insert_refresh", NULL, 3, p_refresh};
+    stmts[k++] = (db_stmt_t){"auth_user_by_id", NULL, 1, p_id};
+    if (db_batch(app->db, stmts, k, on_signup_done, s) == NULL) {
+        kit_db_busy(s->req);
+        signup_free(s);
+    }
+}
+
+static void on_signup_checked(const db_result_t *r, size_t n, void *data)
+{
+    (void)n;
+    signup_t *s = data;
+    if (kit_db_failed(s->req, &r[0], "checking a new user's email")) {
+        signup_free(s);
+        return;
+    }
+    if (db_bool(r[0].res, 0, "taken")) {
+        http_reply_error(s->req, 400, "Email or username already registered");
+        signup_free(s);
+        return;
+    }
+    if (password_hash_start(s->req->app->loop, s->password, PASSWORD_COST, on_signup_hashed, s) != 0) {
+        http_reply_error(s->req, 503, "Service temporarily unavailable");
+        signup_free(s);
+    }
+}
+
+/* Accepts what an email address looks like: one @, a local part, a dotted domain, no spaces or controls. */
+static int email_ok(const char *e)
+{
+    const char *at = strchr(e, '@');
+    if (at == NULL || at == e || strchr(at + 1, '@') != NULL || strlen(e) > 320)
+        return 0;
+    const char *dot = strrchr(at + 1, '.');
+    if (dot == NULL || dot == at + 1 || dot[1] == '\0')
+        return 0;
+    for (const unsigned char *p = (const unsigned char *)e; *p; p++)
+        if (*p <= ' ' || *p == 0x7f || *p == '(' || *p == ')' || *p == ',' || *p == ';' || *p == '<' || *p == '>')
+            return 0;
+    return 1;
+}
+
+static int username_ok(const char *u)
+{
+    for (; *u; u++)
+        if (!((*u >= 'a' && *u <= 'z') || (*u >= 'A' && *u <= 'Z') || (*u >= '0' && *u <= '9') || *u == '_' ||
+              *u == '.' || *u == '-'))
+            return 0;
+    return 1;
+}
+
+void auth_signup(http_req_t *req)
+{
+    validator_t v;
+    if (v_parse_body(&v, req, 0) != 0) {
+        v_free(&v);
+        return;
+    }
+    const char *email = v_string(&v, "email", 1, 0, 320, 0);
+    const char *username = v_string(&v, "username", 1, 3, 50, 0);
+    const char *password = v_string(&v, "password", 1, 8, 0, 0);
+    if (email != NULL && !email_ok(email))
+        v_error(&v, "email", "value is not a valid email address", "value_error");
+    if (username != NULL && !username_ok(username))
+        v_error(&v, "username", "String should match pattern '^[A-Za-z0-9_.-]+$'", "string_pattern_mismatch");
+    if (password != NULL && strlen(password) > PASSWORD_MAX_BYTES)
+        v_error(&v, "password", "String should have at most 1024 characters", "string_too_long");
+    if (v_finish(&v) != 0) {
+        v_free(&v);
+        return;
+    }
+    signup_t *s = xcalloc(1, sizeof(*s));
+    s->req = req;
+    crypto_uuid4(s->id);
+    s->email = xstrdup(email);
+    s->username = xstrdup(username);
+    s->password = xstrdup(password);
+    v_free(&v);
+    const char *params[] = {s->email, s->username};
+    if (db_query(req->app->db, "auth_exists", 2, params, on_signup_checked, s) == NULL) {
+        kit_db_busy(req);
+        signup_free(s);
+    }
+}
+
+/* ---- login ---- */
+
+typedef struct st_login_t {
+    http_req_t *req;
+    PGresult *user; /* kept across the password check */
+    char refresh[44];
+} login_t;
+
+static void login_free(login_t *l)
+{
+    PQclear(l->user);
+    free(l);
+}
+
+static void on_login_session(const db_result_t *r, size_t n, void *data)
+{
+    (void)n;
+    login_t *l = data;
+    if (!kit_db_failed(l->req, &r[0], "starting a session"))
+        reply_session(l->req, l->user, l->refresh);
+    login_free(l);
+}
+
+static void on_login_verified(void *data, const char *hash, int ok)
+{
+    (void)hash;
+    login_t *l = data;
+    if (!ok || l->user == NULL) {
+        http_reply_error(l->req, 401, "Incorrect email or password");
+        login_free(l);
+        return;
+    }
+    char ttl[16], refresh_hash[67];
+    snprintf(ttl, sizeof(ttl), "%d", AUTH_REFRESH_TTL_S);
+    random_token(l->refresh);
+    sha256_param(l->refresh, strlen(l->refresh), refresh_hash);
+    const char *params[] = {db_value(l->user, 0, "id"), refresh_hash, ttl};
+    if (db_query(l->req->app->db, "auth_insert_refresh", 3, params, on_login_session, l) == NULL) {
+        kit_db_busy(l->req);
+        login_free(l);
+    }
+}
+
+typedef struct st_login_start_t {
+    login_t *l;
+    char *password;
+} login_start_t;
+
+static void on_login_user(const db_result_t *r, size_t n, void *data)
+{
+    (void)n;
+    login_start_t *ls = data;
+    login_t *l = ls->l;
+    char *password = ls->password;
+    free(ls);
+    if (kit_db_failed(l->req, &r[0], "looking up a user")) {
+        login_free(l);
+    } else {
+        const char *hash = NULL;
+        if (PQntuples(r[0].res) == 1) {
+            /* The result is freed when this callback returns; keep a copy for after the password check. */
+            l->user = PQcopyResult(r[0].res, PG_COPYRES_ATTRS | PG_COPYRES_TUPLES);
+            hash = db_value(l->user, 0, "password_hash");
+        }
+        /* Unknown emails are checked against a dummy hash so both answers take as long. */
+        if (password_verify_start(l->req->app->loop, password, hash, on_login_verified, l) != 0) {
+            http_reply_error(l->req, 503, "Service temporarily unavailable");
+            login_free(l);
+        }
+    }
+    explicit_bzero(password, strlen(password));
+    free(password);
+}
+
+void auth_login(http_req_t *req)
+{
+    validator_t v;
+    if (v_parse_body(&v, req, 0) != 0) {
+        v_free(&v);
+        return;
+    }
+    const char *email = v_string(&v, "email", 1, 0, 0, 0);
+    const char *password = v_string(&v, "password", 1, 0, 0, 0);
+    if (v_finish(&v) != 0) {
+        v_free(&v);
+        return;
+    }
+    if (strlen(password) > PASSWORD_MAX_BYTES || strlen(email) > 320) {
+        v_free(&v);
+        http_reply_error(req, 401, "Incorrect email or password");
+        return;
+    }
+    login_t *l = xcalloc(1, sizeof(*l));
+    l->req = req;
+    login_start_t *ls = xmalloc(sizeof(*ls));
+    ls->l = l;
+    ls->password = xstrdup(password);
+    const char *params[] = {email};
+    if (db_query(req->app->db, "auth_user_by_email", 1, params, on_login_user, ls) == NULL) {
+        kit_db_busy(req);
+        free(ls->password);
+        free(ls);
+        login_free(l);
+    }
+    v_free(&v);
+}
+
+/* ---- refresh and logout ---- */
+
+/* The refresh_token cookie's value (malloc'd), NULL when absent. */
+static char *refresh_cookie(http_req_t *req)
+{
+    size_t len;
+    const char *c = http_header(req, "cookie", &len);
+    if (c == NULL)
+        return NULL;
+    const char *end = c + len, *p = c;
+    while (p < end) {
+        while (p < end && (*p == ' ' || *p == ';'))
+            p++;
+        const char *semi = memchr(p, ';', (size_t)(end - p));
+        const char *stop = semi ? semi : end;
+        if ((size_t)(stop - p) > 14 && memcmp(p, "refresh_token=", 14) == 0) {
+            const char *v = p + 14;
+            size_t vlen = (size_t)(stop - v);
+            if (vlen >= 2 && v[0] == '"' && v[vlen - 1] == '"') {
+                v++;
+                vlen -= 2;
+            }
+            return vlen > 0 && vlen <= 512 ? xstrndup(v, vlen) : NULL;
+        }
+        p = stop;
+    }
+    return NULL;
+}
+
+typedef struct st_refresh_t {
+    http_req_t *req;
+    char refresh[44];
+} refresh_t;
+
+static void on_rotated(const db_result_t *r, size_t n, void *data)
+{
+    (void)n;
+    refresh_t *rt = data;
+    if (!kit_db_failed(rt->req, &r[0], "refreshing a session")) {
+        if (PQntuples(r[0].res) != 1)
+            reply_401(rt->req, "Invalid token");
+        else
+            reply_session(rt->req, r[0].res, rt->refresh);
+    }
+    free(rt);
+}
+
+void auth_refresh(http_req_t *req)
+{
+    char *cookie = refresh_cookie(req);
+    if (cookie == NULL) {
+        reply_401(req, "Refresh token not found");
+        return;
+    }
+    refresh_t *rt = xcalloc(1, sizeof(*rt));
+    rt->req = req;
+    random_token(rt->refresh);
+    char old_hash[67], new_hash[67], grace[16], ttl[16];
+    sha256_param(cookie, strlen(cookie), old_hash);
+    sha256_param(rt->refresh, strlen(rt->refresh), new_hash);
+    snprintf(grace, sizeof(grace), "%d", AUTH_REFRESH_GRACE_S);
+    snprintf(ttl, sizeof(ttl), "%d", AUTH_REFRESH_TTL_S);
+    free(cookie);
+    const char *params[] = {old_hash, new_hash, grace, ttl};
+    if (db_query(req->app->db, "auth_rotate", 4, params, on_rotated, rt) == NULL) {
+        kit_db_busy(req);
+        free(rt);
+    }
+}
+
+static void reply_logged_out(http_req_t *req)
+{
+    http_add_header(req, "Set-Cookie", "refresh_token=\"\"; HttpOnly; Max-Age=0; Path=/; SameSite=Lax");
+    buf_t body = BUF_INIT;
+    buf_puts(&body, "{\"success\":true,\"message\":\"Logged out\"}");
+    http_reply_json(req, 200, &body);
+    buf_free(&body);
+}
+
+static void on_revoked(const db_result_t *r, size_t n, void *data)
+{
+    (void)n;
+    http_req_t *req = data;
+    if (!kit_db_failed(req, &r[0], "revoking a refresh token"))
+        reply_logged_out(req);
+}
+
+void auth_logout(http_req_t *req)
+{
+    char *cookie = refresh_cookie(req);
+    if (cookie == NULL) {
+        reply_logged_out(req);
+        return;
+    }
+    char hash[67];
+    sha256_param(cookie, strlen(cookie), hash);
+    free(cookie);
+    const char *params[] = {hash};
+    if (db_query(req->app->db, "auth_revoke", 1, params, on_revoked, req) == NULL)
+        kit_db_busy(req);
+}
+
+/* ---- me, google ---- */
+
+static void on_me(const db_result_t *r, size_t n, void *data)
+{
+    (void)n;
+    http_req_t *req = data;
+    if (kit_db_failed(req, &r[0], "reading the current user"))
+        return;
+    if (PQntuples(r[0].res) != 1) {
+        reply_401(req, "Could not validate credentials");
+        return;
+    }
+    buf_t body = BUF_INIT;
+    json_writer_t w;
+    jw_init(&w, &body);
+    auth_write_user(&w, r[0].res, 0);
+    http_reply_json(req, 200, &body);
+    buf_free(&body);
+}
+
+void auth_me(http_req_t *req)
+{
+    const char *params[] = {req->user_id};
+    if (db_query(req->app->db, "auth_user_by_id", 1, params, on_me, req) == NULL)
+        kit_db_busy(req);
+}
+
+void auth_google(http_req_t *req)
+{
+    http_reply_error(req, 501, "Google sign-in is not configured");
+}
+
+/* ---- API keys ---- */
+
+typedef struct st_apikey_new_t {
+    http_req_t *req;
+    char key[48];
+} apikey_new_t;
+
+static void on_apikey_created(const db_result_t *r, size_t n, void *data)
+{
+    (void)n;
+    apikey_new_t *k = data;
+    http_req_t *req = k->req;
+    if (!kit_db_failed(req, &r[0], "creating an API key")) {
+        const PGresult *res = r[0].res;
+        buf_t body = BUF_INIT;
+        json_writer_t w;
+        jw_init(&w, &body);
+        jw_object_begin(&w);
+        jw_key(&w, "id");
+        jw_string(&w, db_value(res, 0, "id"));
+        jw_key(&w, "name");
+        jw_string(&w, db_value(res, 0, "name"));
+        jw_key(&w, "key");
+        jw_string(&w, k->key);
+        jw_key(&w, "prefix");
+        jw_string(&w, db_value(res, 0, "prefix"));
+        jw_key(&w, "created_at");
+        kit_jw_ts(&w, db_value(res, 0, "created_at"));
+        jw_object_end(&w);
+        http_reply_json(req, 201, &body);
+        buf_free(&body);
+    }
+    explicit_bzero(k->key, sizeof(k->key));
+    free(k);
+}
+
+void apikeys_create(http_req_t *req)
+{
+    validator_t v;
+    if (v_parse_body(&v, req, 0) != 0) {
+        v_free(&v);
+        return;
+    }
+    const char *name = v_string(&v, "name", 1, 1, 200, 0);
+    if (v_finish(&v) != 0) {
+        v_free(&v);
+        return;
+    }
+    apikey_new_t *k = xcalloc(1, sizeof(*k));
+    k->req = req;
+    memcpy(k->key, "sk_", 3);
+    random_token(k->key + 3);
+    char prefix[13], hash[67];
+    memcpy(prefix, k->key, 12);
+    prefix[12] = '\0';
+    sha256_param(k->key, strlen(k->key), hash);
+    const char *params[] = {req->user_id, name, prefix, hash};
+    if (db_query(req->app->db, "apikey_insert", 4, params, on_apikey_created, k) == NULL) {
+        kit_db_busy(req);
+        free(k);
+    }
+    v_free(&v);
+}
+
+static void on_apikeys_listed(const db_result_t *r, size_t n, void *data)
+{
+    (void)n;
+    http_req_t *req = data;
+    if (kit_db_failed(req, &r[0], "listing API keys"))
+        return;
+    const PGresult *res = r[0].res;
+    buf_t body = BUF_INIT;
+    json_writer_t w;
+    jw_init(&w, &body);
+    jw_array_begin(&w);
+    for (int i = 0; i < PQntuples(res); i++) {
+        jw_object_begin(&w);
+        jw_key(&w, "id");
+        jw_string(&w, db_value(res, i, "id"));
+        jw_key(&w, "name");
+        jw_string(&w, db_value(res, i, "name"));
+        jw_key(&w, "prefix");
+        jw_string(&w, db_value(res, i, "prefix"));
+        jw_key(&w, "created_at");
+        kit_jw_ts(&w, db_value(res, i, "created_at"));
+        jw_key(&w, "last_used_at");
+        kit_jw_ts(&w, db_value(res, i, "last_used_at"));
+        jw_key(&w, "revoked_at");
+        kit_jw_ts(&w, db_value(res, i, "revoked_at"));
+        jw_object_end(&w);
+    }
+    jw_array_end(&w);
+    http_reply_json(req, 200, &body);
+    buf_free(&body);
+}
+
+void apikeys_list(http_req_t *req)
+{
+    int64_t skip, limit;
+    if (kit_paging(req, &skip, &limit) != 0)
+        return;
+    char s[24], l[24];
+    snprintf(s, sizeof(s), "%lld", (long long)skip);
+    snprintf(l, sizeof(l), "%lld", (long long)limit);
+    const char *params[] = {req->user_id, s, l};
+    if (db_query(req->app->db, "apikey_list", 3, params, on_apikeys_listed, req) == NULL)
+        kit_db_busy(req);
+}
+
+static void on_apikey_revoked(const db_result_t *r, size_t n, void *data)
+{
+    (void)n;
+    http_req_t *req = data;
+    if (kit_db_failed(req, &r[0], "revoking an API key"))
+        return;
+    if (PQntuples(r[0].res) != 1) {
+        http_reply_error(req, 404, "API key not found");
+        return;
+    }
+    buf_t body = BUF_INIT;
+    buf_puts(&body, "{\"success\":true,\"message\":\"API key revoked\"}");
+    http_reply_json(req, 200, &body);
+    buf_free(&body);
+}
+
+void apikeys_delete(http_req_t *req)
+{
+    char id[37];
+    if (kit_path_uuid(req, 0, "key_id", id) != 0)
+        return;
+    const char *params[] = {id, req->user_id};
+    if (db_query(req->app->db, "apikey_revoke", 2, params, on_apikey_revoked, req) == NULL)
+        kit_db_busy(req);
+}

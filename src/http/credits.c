@@ -1,0 +1,216 @@
+/* Credits: the balance, the ledger, purchases (not configured) and admin grants. Every balance change goes
+ * through the SQL functions of sql/0001_init.sql, which write the ledger row in the same transaction. */
+#include "http/credits.h"
+#include "app.h"
+#include "core/alloc.h"
+#include "core/log.h"
+#include "http/kit.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const struct {
+    const char *name, *sql;
+} statements[] = {
+    {"credits_get", "SELECT credits, plan FROM users WHERE id = $1"},
+    {"credits_ledger",
+     "SELECT id, amount, balance_after, type, reference_type, reference_id, description, tokens_consumed,"
+     "       created_at"
+     "  FROM credit_transactions WHERE user_id = $1 ORDER BY created_at DESC, id DESC OFFSET $2 LIMIT $3"},
+    /* Admin grant by id or email; a negative amount corrects a balance but never below zero (23514). */
+    {"credits_admin_grant",
+     "SELECT u.id, credits_add(u.id, $3::int, 'grant', $4) AS credits FROM users u"
+     " WHERE ($1::uuid IS NOT NULL AND u.id = $1::uuid) OR ($1::uuid IS NULL AND lower(u.email) = lower($2))"},
+};
+
+int credits_prepare(db_pool_t *pool)
+{
+    for (size_t i = 0; i < sizeof(statements) / sizeof(statements[0]); i++)
+        if (db_pool_prepare(pool, statements[i].name, statements[i].sql) != 0)
+            return -1;
+    return 0;
+}
+
+int credits_is_insufficient(const db_result_t *r)
+{
+    return r->err != NULL && strcmp(r->sqlstate, "IL402") == 0;
+}
+
+void credits_reply_insufficient(http_req_t *req, const db_result_t *r)
+{
+    /* The server's message is the contract's text, "Insufficient credits. Need N, have M". */
+    char detail[128];
+    snprintf(detail, sizeof(detail), "%s", r->err);
+    char *nl = strchr(detail, '\n');
+    if (nl != NULL)
+        *nl = '\0';
+    http_reply_error(req, 402, detail);
+}
+
+static void on_balance(const db_result_t *r, size_t n, void *data)
+{
+    (void)n;
+    http_req_t *req = data;
+    if (kit_db_failed(req, &r[0], "reading a balance"))
+        return;
+    if (PQntuples(r[0].res) != 1) {
+        http_reply_error(req, 401, "Could not validate credentials");
+        return;
+    }
+    buf_t body = BUF_INIT;
+    json_writer_t w;
+    jw_init(&w, &body);
+    jw_object_begin(&w);
+    jw_key(&w, "credits");
+    jw_int(&w, db_int(r[0].res, 0, "credits"));
+    jw_key(&w, "plan");
+    jw_string(&w, db_value(r[0].res, 0, "plan"));
+    jw_object_end(&w);
+    http_reply_json(req, 200, &body);
+    buf_free(&body);
+}
+
+void credits_get(http_req_t *req)
+{
+    const char *params[] = {req->user_id};
+    if (db_query(req->app->db, "credits_get", 1, params, on_balance, req) == NULL)
+        kit_db_busy(req);
+}
+
+static void jw_opt_int(json_writer_t *w, const PGresult *res, int row, const char *col)
+{
+    if (db_value(res, row, col) == NULL)
+        jw_null(w);
+    else
+        jw_int(w, db_int(res, row, col));
+}
+
+static void on_ledger(const db_result_t *r, size_t n, void *data)
+{
+    (void)n;
+    http_req_t *req = data;
+    if (kit_db_failed(req, &r[0], "listing credit transactions"))
+        return;
+    const PGresult *res = r[0].res;
+    buf_t body = BUF_INIT;
+    json_writer_t w;
+    jw_init(&w, &body);
+    jw_array_begin(&w);
+    for (int i = 0; i < PQntuples(res); i++) {
+        jw_object_begin(&w);
+        jw_key(&w, "id");
+        jw_string(&w, db_value(res, i, "id"));
+        jw_key(&w, "amount");
+        jw_int(&w, db_int(res, i, "amount"));
+        jw_key(&w, "balance_after");
+        jw_int(&w, db_int(res, i, "balance_after"));
+        jw_key(&w, "type");
+        jw_string(&w, db_value(res, i, "type"));
+        jw_key(&w, "reference_type");
+        jw_string(&w, db_value(res, i, "reference_type"));
+        jw_key(&w, "reference_id");
+        jw_string(&w, db_value(res, i, "reference_id"));
+        jw_key(&w, "description");
+        jw_string(&w, db_value(res, i, "description"));
+        jw_key(&w, "tokens_consumed");
+        jw_opt_int(&w, res, i, "tokens_consumed");
+        jw_key(&w, "created_at");
+        kit_jw_ts(&w, db_value(res, i, "created_at"));
+        jw_object_end(&w);
+    }
+    jw_array_end(&w);
+    http_reply_json(req, 200, &body);
+    buf_free(&body);
+}
+
+void credits_transactions(http_req_t *req)
+{
+    int64_t skip, limit;
+    if (kit_paging(req, &skip, &limit) != 0)
+        return;
+    char s[24], l[24];
+    snprintf(s, sizeof(s), "%lld", (long long)skip);
+    snprintf(l, sizeof(l), "%lld", (long long)limit);
+    const char *params[] = {req->user_id, s, l};
+    if (db_query(req->app->db, "credits_ledger", 3, params, on_ledger, req) == NULL)
+        kit_db_busy(req);
+}
+
+void credits_purchase(http_req_t *req)
+{
+    http_reply_error(req, 501, "Payments are not configured");
+}
+
+typedef struct st_grant_t {
+    http_req_t *req;
+    int64_t amount;
+} grant_t;
+
+static void on_granted(const db_result_t *r, size_t n, void *data)
+{
+    (void)n;
+    grant_t *g = data;
+    http_req_t *req = g->req;
+    if (r[0].err != NULL && strcmp(r[0].sqlstate, "23514") == 0) {
+        http_reply_error(req, 400, "Balance cannot go below zero");
+    } else if (!kit_db_failed(req, &r[0], "granting credits")) {
+        if (PQntuples(r[0].res) != 1) {
+            http_reply_error(req, 404, "User not found");
+        } else {
+            log_info("granting credits", "%lld credits to user %s, balance %s", (long long)g->amount,
+                     db_value(r[0].res, 0, "id"), db_value(r[0].res, 0, "credits"));
+            buf_t body = BUF_INIT;
+            json_writer_t w;
+            jw_init(&w, &body);
+            jw_object_begin(&w);
+            jw_key(&w, "success");
+            jw_bool(&w, 1);
+            jw_key(&w, "user_id");
+            jw_string(&w, db_value(r[0].res, 0, "id"));
+            jw_key(&w, "amount");
+            jw_int(&w, g->amount);
+            jw_key(&w, "credits");
+            jw_int(&w, db_int(r[0].res, 0, "credits"));
+            jw_object_end(&w);
+            http_reply_json(req, 200, &body);
+            buf_free(&body);
+        }
+    }
+    free(g);
+}
+
+void credits_admin_grant(http_req_t *req)
+{
+    validator_t v;
+    if (v_parse_body(&v, req, 0) != 0) {
+        v_free(&v);
+        return;
+    }
+    char user_id[37];
+    int has_id = v_uuid(&v, "user_id", 0, user_id);
+    const char *email = v_string(&v, "email", 0, 0, 320, 1);
+    int64_t amount = 0;
+    v_int(&v, "amount", 1, -1000000, 1000000, 0, &amount);
+    const char *description = v_string(&v, "description", 0, 0, 500, 1);
+    if (has_id == 0 && email == NULL)
+        v_error(&v, "user_id", "Either user_id or email is required", "missing");
+    if (v_has(&v, "amount") && amount == 0)
+        v_error(&v, "amount", "Amount must not be zero", "value_error");
+    if (v_finish(&v) != 0) {
+        v_free(&v);
+        return;
+    }
+    grant_t *g = xmalloc(sizeof(*g));
+    g->req = req;
+    g->amount = amount;
+    char amt[24];
+    snprintf(amt, sizeof(amt), "%lld", (long long)amount);
+    const char *params[] = {has_id == 1 ? user_id : NULL, email, amt,
+                            description != NULL ? description : "Admin grant"};
+    if (db_query(req->app->db, "credits_admin_grant", 4, params, on_granted, g) == NULL) {
+        kit_db_busy(req);
+        free(g);
+    }
+    v_free(&v);
+}

@@ -1,0 +1,17 @@
+/* The route handlers, one file per resource, and the SQL each registers with the pool. */
+#ifndef INKLOOP_HTTP_HANDLERS_H
+#define INKLOOP_HTTP_HANDLERS_H
+
+#include "db/db.h"
+#include "http/server.h"
+
+/** Registers every handler's prepared statements with the pool (before db_pool_start). Returns 0 or -1. */
+int http_prepare_statements(db_pool_t *pool);
+
+/* health.c */
+/** SQL registered by health.c. */
+int health_prepare(db_pool_t *pool);
+/** GET /health: database reachability and queue depth, no authentication. */
+void health_get(http_req_t *req);
+
+#endif

@@ -1,0 +1,317 @@
+#include "http/kit.h"
+#include "core/log.h"
+#include "core/timeutil.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void detail_begin(validator_t *v)
+{
+    if (v->errors == 0) {
+        jw_init(&v->_w, &v->_detail);
+        jw_object_begin(&v->_w);
+        jw_key(&v->_w, "detail");
+        jw_array_begin(&v->_w);
+    }
+}
+
+void v_error(validator_t *v, const char *field, const char *msg, const char *type)
+{
+    detail_begin(v);
+    jw_object_begin(&v->_w);
+    jw_key(&v->_w, "loc");
+    jw_array_begin(&v->_w);
+    jw_string(&v->_w, v->where);
+    if (field != NULL)
+        jw_string(&v->_w, field);
+    jw_array_end(&v->_w);
+    jw_key(&v->_w, "msg");
+    jw_string(&v->_w, msg);
+    jw_key(&v->_w, "type");
+    jw_string(&v->_w, type);
+    jw_object_end(&v->_w);
+    v->errors++;
+}
+
+int v_parse_body(validator_t *v, http_req_t *req, int empty_ok)
+{
+    memset(v, 0, sizeof(*v));
+    v->req = req;
+    v->where = "body";
+    size_t len = req->body_len;
+    const char *p = req->body;
+    while (len > 0 && isspace((unsigned char)*p)) {
+        p++;
+        len--;
+    }
+    if (len == 0) {
+        if (!empty_ok) {
+            v_error(v, NULL, "Field required", "missing");
+            return v_finish(v);
+        }
+        return 0;
+    }
+    char err[256];
+    v->root = json_parse(p, len, err, sizeof(err));
+    if (v->root == NULL) {
+        v_error(v, NULL, "JSON decode error", "json_invalid");
+        return v_finish(v);
+    }
+    if (!YAJL_IS_OBJECT(v->root)) {
+        v_error(v, NULL, "Input should be a valid dictionary or object to extract fields from", "model_attributes_type");
+        return v_finish(v);
+    }
+    return 0;
+}
+
+int v_has(validator_t *v, const char *field)
+{
+    yajl_val m = json_get(v->root, field);
+    return m != NULL && !YAJL_IS_NULL(m);
+}
+
+yajl_val v_raw(validator_t *v, const char *field)
+{
+    yajl_val m = json_get(v->root, field);
+    return (m == NULL || YAJL_IS_NULL(m)) ? NULL : m;
+}
+
+size_t kit_utf8_len(const char *s)
+{
+    size_t n = 0;
+    for (; *s; s++)
+        if (((unsigned char)*s & 0xc0) != 0x80)
+            n++;
+    return n;
+}
+
+const char *v_string(validator_t *v, const char *field, int required, size_t min, size_t max, int empty_absent)
+{
+    yajl_val m = v_raw(v, field);
+    if (m != NULL && empty_absent && YAJL_IS_STRING(m) && m->u.string[0] == '\0')
+        m = NULL;
+    if (m == NULL) {
+        if (required)
+            v_error(v, field, "Field required", "missing");
+        return NULL;
+    }
+    if (!YAJL_IS_STRING(m)) {
+        v_error(v, field, "Input should be a valid string", "string_type");
+        return NULL;
+    }
+    size_t len = kit_utf8_len(m->u.string);
+    char msg[96];
+    if (min > 0 && len < min) {
+        snprintf(msg, sizeof(msg), "String should have at least %zu character%s", min, min == 1 ? "" : "s");
+        v_error(v, field, msg, "string_too_short");
+        return NULL;
+    }
+    if (max > 0 && len > max) {
+        snprintf(msg, sizeof(msg), "String should have at most %zu character%s", max, max == 1 ? "" : "s");
+        v_error(v, field, msg, "string_too_long");
+        return NULL;
+    }
+    return m->u.string;
+}
+
+int v_int(validator_t *v, const char *field, int required, int64_t min, int64_t max, int64_t def, int64_t *out)
+{
+    *out = def;
+    yajl_val m = v_raw(v, field);
+    if (m == NULL) {
+        if (required) {
+            v_error(v, field, "Field required", "missing");
+            return -1;
+        }
+        return 0;
+    }
+    int64_t n;
+    if (YAJL_IS_INTEGER(m)) {
+        n = YAJL_GET_INTEGER(m);
+    } else if (YAJL_IS_DOUBLE(m) && m->u.number.d == (double)(int64_t)m->u.number.d) {
+        n = (int64_t)m->u.number.d;
+    } else if (YAJL_IS_STRING(m)) {
+        char *end;
+        errno = 0;
+        long long x = strtoll(m->u.string, &end, 10);
+        if (errno != 0 || end == m->u.string || *end != '\0') {
+            v_error(v, field, "Input should be a valid integer, unable to parse string as an integer", "int_parsing");
+            return -1;
+        }
+        n = x;
+    } else if (YAJL_IS_DOUBLE(m)) {
+        v_error(v, field, "Input should be a valid integer, got a number with a fractional part", "int_from_float");
+        return -1;
+    } else {
+        v_error(v, field, "Input should be a valid integer", "int_type");
+        return -1;
+    }
+    char msg[96];
+    if (n < min) {
+        snprintf(msg, sizeof(msg), "Input should be greater than or equal to %lld", (long long)min);
+        v_error(v, field, msg, "greater_than_equal");
+        return -1;
+    }
+    if (n > max) {
+        snprintf(msg, sizeof(msg), "Input should be less than or equal to %lld", (long long)max);
+        v_error(v, field, msg, "less_than_equal");
+        return -1;
+    }
+    *out = n;
+    return 1;
+}
+
+int v_bool(validator_t *v, const char *field, int *out)
+{
+    yajl_val m = v_raw(v, field);
+    if (m == NULL)
+        return 0;
+    if (YAJL_IS_TRUE(m) || YAJL_IS_FALSE(m)) {
+        *out = YAJL_IS_TRUE(m);
+        return 1;
+    }
+    v_error(v, field, "Input should be a valid boolean", "bool_type");
+    return -1;
+}
+
+int kit_uuid(const char *s, char out[37])
+{
+    if (s == NULL || strlen(s) != 36)
+        return -1;
+    for (int i = 0; i < 36; i++) {
+        char c = s[i];
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (c != '-')
+                return -1;
+        } else if (!isxdigit((unsigned char)c)) {
+            return -1;
+        }
+        out[i] = (char)tolower((unsigned char)c);
+    }
+    out[36] = '\0';
+    return 0;
+}
+
+int v_uuid(validator_t *v, const char *field, int required, char out[37])
+{
+    out[0] = '\0';
+    yajl_val m = v_raw(v, field);
+    if (m != NULL && YAJL_IS_STRING(m) && m->u.string[0] == '\0')
+        m = NULL;
+    if (m == NULL) {
+        if (required) {
+            v_error(v, field, "Field required", "missing");
+            return -1;
+        }
+        return 0;
+    }
+    if (!YAJL_IS_STRING(m) || kit_uuid(m->u.string, out) != 0) {
+        v_error(v, field, "Input should be a valid UUID", "uuid_parsing");
+        out[0] = '\0';
+        return -1;
+    }
+    return 1;
+}
+
+int v_finish(validator_t *v)
+{
+    if (v->errors == 0)
+        return 0;
+    jw_array_end(&v->_w);
+    jw_object_end(&v->_w);
+    http_reply_json(v->req, 422, &v->_detail);
+    v->req = NULL;
+    return -1;
+}
+
+void v_free(validator_t *v)
+{
+    if (v->root != NULL)
+        yajl_tree_free(v->root);
+    v->root = NULL;
+    buf_free(&v->_detail);
+}
+
+int kit_path_uuid(http_req_t *req, size_t i, const char *name, char out[37])
+{
+    if (i < req->nparams && kit_uuid(req->params[i], out) == 0)
+        return 0;
+    http_reply_invalid(req, "path", name, "Input should be a valid UUID", "uuid_parsing");
+    return -1;
+}
+
+/* Parses one non-negative paging parameter; records a query error when it is not an integer in range. */
+static int paging_param(validator_t *v, const char *name, int64_t def, int64_t max, int64_t *out)
+{
+    *out = def;
+    char *s = http_query_param(v->req, name);
+    if (s == NULL)
+        return 0;
+    char *end;
+    errno = 0;
+    long long n = strtoll(s, &end, 10);
+    int bad = errno != 0 || end == s || *end != '\0';
+    free(s);
+    char msg[96];
+    if (bad) {
+        v_error(v, name, "Input should be a valid integer, unable to parse string as an integer", "int_parsing");
+        return -1;
+    }
+    if (n < (strcmp(name, "limit") == 0 ? 1 : 0)) {
+        snprintf(msg, sizeof(msg), "Input should be greater than or equal to %d", strcmp(name, "limit") == 0 ? 1 : 0);
+        v_error(v, name, msg, "greater_than_equal");
+        return -1;
+    }
+    if (n > max) {
+        snprintf(msg, sizeof(msg), "Input should be less than or equal to %lld", (long long)max);
+        v_error(v, name, msg, "less_than_equal");
+        return -1;
+    }
+    *out = n;
+    return 0;
+}
+
+int kit_paging(http_req_t *req, int64_t *skip, int64_t *limit)
+{
+    validator_t v;
+    memset(&v, 0, sizeof(v));
+    v.req = req;
+    v.where = "query";
+    paging_param(&v, "skip", 0, INT32_MAX, skip);
+    paging_param(&v, "limit", 50, 200, limit);
+    int r = v_finish(&v);
+    v_free(&v);
+    return r;
+}
+
+int kit_db_failed(http_req_t *req, const db_result_t *r, const char *action)
+{
+    if (r->err == NULL)
+        return 0;
+    /* Lost connections and an unreachable server are the database's availability, not a bug: 503. */
+    if (r->sqlstate[0] == '\0' || strncmp(r->sqlstate, "08", 2) == 0 || strcmp(r->sqlstate, "57P01") == 0) {
+        log_warn(action, "database unavailable: %s", r->err);
+        http_reply_error(req, 503, "Service temporarily unavailable");
+    } else {
+        log_error(action, "query failed: %s (SQLSTATE %s)", r->err, r->sqlstate);
+        http_reply_error(req, 500, "Internal Server Error");
+    }
+    return 1;
+}
+
+void kit_db_busy(http_req_t *req)
+{
+    http_reply_error(req, 503, "Service temporarily unavailable");
+}
+
+void kit_jw_ts(json_writer_t *w, const char *pg_ts)
+{
+    char iso[40];
+    if (pg_ts == NULL || time_pg_to_iso(pg_ts, iso, sizeof(iso)) != 0)
+        jw_null(w);
+    else
+        jw_string(w, iso);
+}

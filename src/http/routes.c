@@ -1,0 +1,34 @@
+/* The route table: every path the service answers, who may call it, and its handler. */
+#include "http/auth.h"
+#include "http/credits.h"
+#include "http/handlers.h"
+#include "http/router.h"
+
+const http_route_t http_routes[] = {
+    {"GET", "/health", health_get, ROUTE_PUBLIC},
+
+    {"POST", "/auth/signup", auth_signup, ROUTE_PUBLIC},
+    {"POST", "/auth/login", auth_login, ROUTE_PUBLIC},
+    {"POST", "/auth/refresh", auth_refresh, ROUTE_PUBLIC},
+    {"POST", "/auth/logout", auth_logout, ROUTE_PUBLIC},
+    {"POST", "/auth/google", auth_google, ROUTE_PUBLIC},
+    {"GET", "/auth/me", auth_me, ROUTE_USER},
+
+    {"POST", "/api-keys", apikeys_create, ROUTE_USER},
+    {"GET", "/api-keys", apikeys_list, ROUTE_USER},
+    {"DELETE", "/api-keys/{key_id}", apikeys_delete, ROUTE_USER},
+
+    {"GET", "/credits", credits_get, ROUTE_USER},
+    {"GET", "/credits/transactions", credits_transactions, ROUTE_USER},
+    {"POST", "/credits/purchase", credits_purchase, ROUTE_USER},
+    {"POST", "/admin/credits", credits_admin_grant, ROUTE_ADMIN},
+};
+
+const size_t http_route_count = sizeof(http_routes) / sizeof(http_routes[0]);
+
+int http_prepare_statements(db_pool_t *pool)
+{
+    if (health_prepare(pool) != 0 || auth_prepare(pool) != 0 || credits_prepare(pool) != 0)
+        return -1;
+    return 0;
+}

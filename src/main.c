@@ -1,0 +1,200 @@
+/* Wiring only: configuration, the loop, the modules, signals. */
+#include "app.h"
+#include "core/config.h"
+#include "core/log.h"
+#include "db/db.h"
+#include "db/migrate.h"
+#include "http/auth.h"
+#include "http/handlers.h"
+#include "http/router.h"
+#include "http/server.h"
+#include "net/net.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Everything the process owns, so shutdown can close it in order. */
+typedef struct st_process_t {
+    app_t app;
+    config_t cfg;
+    uv_loop_t loop;
+    uv_signal_t sigterm;
+    uv_signal_t sigint;
+    int exit_code;
+} process_t;
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: inkloop [serve|migrate|version]\n"
+                 "  serve    apply pending migrations, then serve HTTP and run the background work (default)\n"
+                 "  migrate  apply pending migrations and exit\n"
+                 "  version  print the version and exit\n"
+                 "Configuration comes from the environment; see README.md.\n");
+}
+
+/* Applies migrations, retrying for a while so a database that is still starting does not fail the process. */
+static int migrate_with_retry(const char *conninfo, int attempts)
+{
+    char err[512];
+    for (int i = 1;; i++) {
+        int applied = 0;
+        if (db_migrate(conninfo, &applied, err, sizeof(err)) == 0) {
+            log_info("applying migrations", "%d applied, schema at version %d", applied,
+                     migration_count > 0 ? migrations[migration_count - 1].version : 0);
+            return 0;
+        }
+        if (i >= attempts) {
+            log_error("applying migrations", "%s", err);
+            return -1;
+        }
+        log_warn("applying migrations", "%s; retrying in 1 s (%d/%d)", err, i, attempts);
+        sleep(1);
+    }
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    (void)h;
+}
+
+static void on_db_closed(void *data)
+{
+    process_t *p = data;
+    p->app.db = NULL;
+    uv_close((uv_handle_t *)&p->sigterm, on_handle_closed);
+    uv_close((uv_handle_t *)&p->sigint, on_handle_closed);
+}
+
+static void on_net_closed(void *data)
+{
+    process_t *p = data;
+    p->app.net = NULL;
+    db_pool_close(p->app.db, on_db_closed, p);
+}
+
+static void on_http_closed(void *data)
+{
+    process_t *p = data;
+    p->app.http = NULL;
+    log_info("stopping", "HTTP server closed; closing outbound requests and database connections");
+    net_close(p->app.net, on_net_closed, p);
+}
+
+static void on_signal(uv_signal_t *sig, int signum)
+{
+    process_t *p = sig->data;
+    if (p->app.stopping) {
+        log_warn("stopping", "second %s while draining; still waiting for in-flight work",
+                 signum == SIGINT ? "SIGINT" : "SIGTERM");
+        return;
+    }
+    p->app.stopping = 1;
+    log_info("stopping", "%s received: no new connections, draining %zu in-flight request(s) for up to %d s",
+             signum == SIGINT ? "SIGINT" : "SIGTERM", http_server_in_flight(p->app.http), p->cfg.shutdown_timeout_s);
+    http_server_shutdown(p->app.http, (uint64_t)p->cfg.shutdown_timeout_s * 1000, on_http_closed, p);
+}
+
+static int serve(process_t *p)
+{
+    if (migrate_with_retry(p->cfg.database_url, 30) != 0)
+        return 1;
+
+    if (uv_loop_init(&p->loop) != 0) {
+        log_error("starting", "uv_loop_init failed");
+        return 1;
+    }
+    p->app.loop = &p->loop;
+    p->app.cfg = &p->cfg;
+
+    db_pool_config_t dbc = {.conninfo = p->cfg.database_url,
+                            .size = p->cfg.db_pool_size,
+                            .max_waiting = p->cfg.db_max_waiting};
+    p->app.db = db_pool_create(&p->loop, &dbc);
+    if (http_prepare_statements(p->app.db) != 0) {
+        log_error("starting", "registering SQL statements failed");
+        return 1;
+    }
+    db_pool_start(p->app.db);
+
+    p->app.net = net_create(&p->loop);
+    if (p->app.net == NULL) {
+        log_error("starting", "curl could not be initialised");
+        return 1;
+    }
+
+    p->app.http = http_server_create(&p->loop, &p->app, p->cfg.max_body_bytes);
+    http_server_set_routes(p->app.http, http_routes, http_route_count);
+    http_server_set_user_auth(p->app.http, auth_user);
+    if (http_server_listen(p->app.http, p->cfg.host, p->cfg.port) != 0)
+        return 1;
+
+    uv_signal_init(&p->loop, &p->sigterm);
+    uv_signal_init(&p->loop, &p->sigint);
+    p->sigterm.data = p->sigint.data = p;
+    uv_signal_start(&p->sigterm, on_signal, SIGTERM);
+    uv_signal_start(&p->sigint, on_signal, SIGINT);
+    log_info("starting", "inkloop %s serving on http://%s:%d (roles:%s%s%s, %d database connections)",
+             INKLOOP_VERSION, p->cfg.host, p->cfg.port, (p->cfg.roles & ROLE_API) ? " api" : "",
+             (p->cfg.roles & ROLE_WORKER) ? " worker" : "", (p->cfg.roles & ROLE_SCHEDULER) ? " scheduler" : "",
+             p->cfg.db_pool_size);
+
+    uv_run(&p->loop, UV_RUN_DEFAULT);
+
+    int rc = uv_loop_close(&p->loop);
+    if (rc != 0) {
+        log_error("stopping", "handles still open at exit: %s", uv_strerror(rc));
+        return 1;
+    }
+    log_info("stopping", "stopped cleanly");
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    const char *cmd = argc > 1 ? argv[1] : "serve";
+    if (argc > 2 || (strcmp(cmd, "serve") != 0 && strcmp(cmd, "migrate") != 0 && strcmp(cmd, "version") != 0 &&
+                     strcmp(cmd, "--version") != 0)) {
+        if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
+            usage(stdout);
+            return 0;
+        }
+        fprintf(stderr, "inkloop: unknown command \"%s\"\n", cmd);
+        usage(stderr);
+        return 2;
+    }
+    if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
+        printf("inkloop %s\n", INKLOOP_VERSION);
+        return 0;
+    }
+
+    /* Outbound sockets report a peer that went away as an error, never as a signal. */
+    signal(SIGPIPE, SIG_IGN);
+
+    static process_t p;
+    char err[512];
+    if (config_load(&p.cfg, NULL, NULL, err, sizeof(err)) != 0) {
+        fprintf(stderr, "inkloop: configuration error: %s\n", err);
+        config_free(&p.cfg);
+        return 2;
+    }
+    if (p.cfg.database_url == NULL) {
+        fprintf(stderr, "inkloop: configuration error: DATABASE_URL: is required "
+                        "(scripts/run.sh starts an embedded PostgreSQL when it is not set)\n");
+        config_free(&p.cfg);
+        return 2;
+    }
+    log_setup(p.cfg.log_level, p.cfg.log_json);
+    if (p.cfg.dev_mode && getenv("JWT_SECRET") == NULL)
+        log_warn("starting", "INKLOOP_DEV=1 and no JWT_SECRET: using a random secret, tokens end with this process");
+
+    int rc;
+    if (strcmp(cmd, "migrate") == 0)
+        rc = migrate_with_retry(p.cfg.database_url, 1) == 0 ? 0 : 1;
+    else
+        rc = serve(&p);
+    config_free(&p.cfg);
+    return rc;
+}
