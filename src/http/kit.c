@@ -315,3 +315,103 @@ void kit_jw_ts(json_writer_t *w, const char *pg_ts)
     else
         jw_string(w, iso);
 }
+
+static int digits(const char *s, int n, int *out)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        v = v * 10 + (s[i] - '0');
+    }
+    *out = v;
+    return 0;
+}
+
+static int days_in_month(int y, int m)
+{
+    static const int days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    if (m == 2 && ((y % 4 == 0 && y % 100 != 0) || y % 400 == 0))
+        return 29;
+    return days[m - 1];
+}
+
+/* YYYY-MM-DD at s; returns 0 and the parts, or -1. */
+static int parse_ymd(const char *s, int *y, int *m, int *d)
+{
+    if (digits(s, 4, y) != 0 || s[4] != '-' || digits(s + 5, 2, m) != 0 || s[7] != '-' || digits(s + 8, 2, d) != 0)
+        return -1;
+    if (*y < 1 || *m < 1 || *m > 12 || *d < 1 || *d > days_in_month(*y, *m))
+        return -1;
+    return 0;
+}
+
+int kit_parse_date(const char *s)
+{
+    int y, m, d;
+    return (strlen(s) == 10 && parse_ymd(s, &y, &m, &d) == 0) ? 0 : -1;
+}
+
+int kit_parse_timestamp(const char *s, kit_ts_t *out)
+{
+    int y, mo, d, h, mi, sec = 0;
+    size_t len = strlen(s);
+    if (len < 16 || len > 40 || parse_ymd(s, &y, &mo, &d) != 0 || (s[10] != 'T' && s[10] != 't' && s[10] != ' '))
+        return -1;
+    if (digits(s + 11, 2, &h) != 0 || s[13] != ':' || digits(s + 14, 2, &mi) != 0 || h > 23 || mi > 59)
+        return -1;
+    const char *p = s + 16;
+    char frac[7] = "000000";
+    if (*p == ':') {
+        if (digits(p + 1, 2, &sec) != 0 || sec > 59)
+            return -1;
+        p += 3;
+        if (*p == '.' || *p == ',') {
+            p++;
+            int k = 0;
+            if (*p < '0' || *p > '9')
+                return -1;
+            while (*p >= '0' && *p <= '9') {
+                if (k < 6)
+                    frac[k++] = *p;
+                p++;
+            }
+        }
+    }
+    char offset[8] = "";
+    if (*p == 'Z' || *p == 'z') {
+        strcpy(offset, "+00:00");
+        p++;
+    } else if (*p == '+' || *p == '-') {
+        int oh, om = 0;
+        if (digits(p + 1, 2, &oh) != 0 || oh > 23)
+            return -1;
+        const char *q = p + 3;
+        if (*q == ':')
+            q++;
+        if (*q != '\0') {
+            if (digits(q, 2, &om) != 0 || om > 59)
+                return -1;
+            q += 2;
+        }
+        snprintf(offset, sizeof(offset), "%c%02d:%02d", *p, oh, om);
+        p = q;
+    }
+    if (*p != '\0')
+        return -1;
+    snprintf(out->text, sizeof(out->text), "%04d-%02d-%02d %02d:%02d:%02d.%s%s", y, mo, d, h, mi, sec, frac, offset);
+    out->has_offset = offset[0] != '\0';
+    return 0;
+}
+
+int v_timestamp(validator_t *v, const char *field, kit_ts_t *out)
+{
+    yajl_val m = v_raw(v, field);
+    if (m == NULL || (YAJL_IS_STRING(m) && m->u.string[0] == '\0'))
+        return 0;
+    if (!YAJL_IS_STRING(m) || kit_parse_timestamp(m->u.string, out) != 0) {
+        v_error(v, field, "Input should be a valid datetime", "datetime_parsing");
+        return -1;
+    }
+    return 1;
+}

@@ -54,6 +54,25 @@ size_t kit_utf8_len(const char *s);
 /** Parses ?skip= and ?limit= (defaults 0 and 50, limit at most 200); replies 422 and returns -1 when bad. */
 int kit_paging(http_req_t *req, int64_t *skip, int64_t *limit);
 
+/** A timestamp from a request, normalized for PostgreSQL. */
+typedef struct st_kit_ts_t {
+    char text[40];   /* "YYYY-MM-DD HH:MM:SS.ffffff" plus the offset when one was given ("+05:30", "+00:00") */
+    int has_offset;  /* 0: local time, to be read in the record's timezone */
+} kit_ts_t;
+
+/** Parses ISO-8601 "YYYY-MM-DD[T ]HH:MM[:SS[.fraction]][Z|+HH:MM|+HHMM|+HH]" (what an HTML datetime input sends
+ * is valid) with a real calendar check. Returns 0 or -1. */
+int kit_parse_timestamp(const char *s, kit_ts_t *out);
+/** Parses "YYYY-MM-DD" with a real calendar check. Returns 0 or -1. */
+int kit_parse_date(const char *s);
+/** A timestamp member: 1 when present and valid, 0 absent (or null/""), -1 after recording an error. */
+int v_timestamp(validator_t *v, const char *field, kit_ts_t *out);
+/** SQL that turns a kit_ts_t given as parameters ($ts text, $has_offset bool, $tz text) into timestamptz;
+ * use with the placeholders substituted, e.g. KIT_TS_SQL("$5", "$6", "$7"). */
+#define KIT_TS_SQL(ts, has_offset, tz)                                                                      \
+    "(CASE WHEN " ts "::text IS NULL THEN NULL WHEN " has_offset "::bool THEN " ts "::timestamptz"          \
+    " ELSE (" ts "::timestamp AT TIME ZONE " tz "::text) END)"
+
 /** When r failed, replies (503 when the database is unreachable or busy, 500 otherwise, logging the error
  * with action) and returns 1; returns 0 when r succeeded. */
 int kit_db_failed(http_req_t *req, const db_result_t *r, const char *action);
