@@ -469,10 +469,11 @@ static void dispatch(db_pool_t *pool)
 
 /* The pool has been down since a connect failed with nothing ready: waiting batches fail now rather than at
  * their deadline, so /health and callers hear about it promptly. */
-static void set_down(db_pool_t *pool)
+static void set_down(db_pool_t *pool, const char *why)
 {
     if (!pool->down)
-        log_error(ACTION_CONNECT, "no connection to %s is up; failing queries until one is", pool->target);
+        log_error(ACTION_CONNECT, "no connection to %s is up (%s); failing queries until one is",
+                  pool->target, why);
     pool->down = 1;
     db_query_t *q;
     while ((q = query_list_shift(&pool->waiting)) != NULL)
@@ -552,10 +553,18 @@ static void on_poll(uv_poll_t *handle, int status, int events)
          * refused connect: PQconnectPoll reads the socket's error and moves on to the next host or address.
          */
         conn->poll_events = 0;
-        if (conn->state == CONN_CONNECTING)
+        if (conn->state == CONN_CONNECTING) {
             conn_advance(conn);
-        else
-            conn_fail(conn, "polling the socket", uv_strerror(status));
+            return;
+        }
+        /* On an open connection the socket has failed; first read what arrived before (the server's own
+         * FATAL message, complete results), then drop it with libpq's account of the error. */
+        if (conn->state != CONN_PREPARING && conn->state != CONN_READY)
+            return;
+        if (PQconsumeInput(conn->pg) && read_results(conn) != 0)
+            return;
+        const char *msg = PQerrorMessage(conn->pg);
+        conn_fail(conn, "connection lost", msg[0] != '\0' ? msg : uv_strerror(status));
         return;
     }
     switch (conn->state) {
@@ -710,8 +719,11 @@ static void conn_advance(db_conn_t *conn)
             if (was_ready || pool->closing)
                 log_warn(ACTION_QUERY, "connection %d to %s lost: %s", conn->index, pool->target, conn->err);
             else
-                log_warn(ACTION_CONNECT, "connection %d to %s failed: %s", conn->index, pool->target,
-                         conn->err);
+                /* A long outage repeats the same failure every backoff_max_ms per connection: the first one
+                 * (and the pool going down) are worth a warning, the rest only while debugging. */
+                log_write(conn->attempts == 0 ? LOG_LEVEL_WARN : LOG_LEVEL_DEBUG, ACTION_CONNECT,
+                          "connection %d to %s failed (attempt %d): %s", conn->index, pool->target,
+                          conn->attempts + 1, conn->err);
             drop_pg(conn);
             fail_inflight(conn, "connection lost");
             if (pool->closing) {
@@ -720,7 +732,7 @@ static void conn_advance(db_conn_t *conn)
                 return;
             }
             if (!was_ready && pool->ready == 0)
-                set_down(pool);
+                set_down(pool, conn->err);
             int delay = backoff_delay_ms(conn->attempts++, pool->cfg.backoff_min_ms, pool->cfg.backoff_max_ms,
                                          next_random(pool));
             pool->reconnects++;
@@ -843,8 +855,11 @@ db_pool_t *db_pool_create(uv_loop_t *loop, const db_pool_config_t *cfg)
     char *own_options = NULL;
     pool->target = describe_target(opts, &own_options);
     PQconninfoFree(opts);
-    pool->options = xasprintf("%s%s-c statement_timeout=%d", own_options ? own_options : "",
-                              own_options ? " " : "", c->statement_timeout_ms);
+    /* Timestamps cross the API as UTC ISO-8601: the session's TimeZone and DateStyle fix their text form
+     * whatever the server's defaults are. */
+    pool->options =
+        xasprintf("%s%s-c statement_timeout=%d -c TimeZone=UTC -c DateStyle=ISO",
+                  own_options ? own_options : "", own_options ? " " : "", c->statement_timeout_ms);
     free(own_options);
     pool->rng = (uint32_t)uv_hrtime() ^ ((uint32_t)getpid() << 16) ^ 0x9e3779b9u;
     if (pool->rng == 0)

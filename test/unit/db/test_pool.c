@@ -324,47 +324,63 @@ static void test_session_options(void)
     free(multi);
 }
 
+/* Table names carry the pid, so runs from several build directories can share one server. */
+static char *sqlf(const char *fmt, int pid) __attribute__((format(printf, 1, 0)));
+static char *sqlf(const char *fmt, int pid)
+{
+    return xasprintf(fmt, pid, pid);
+}
+
 static void test_failing_batch(PGconn *admin)
 {
-    plain_exec(admin, "DROP TABLE IF EXISTS pool_t_uniq, pool_t_def");
-    plain_exec(admin, "CREATE TABLE pool_t_uniq (id int PRIMARY KEY)");
-    plain_exec(admin, "CREATE TABLE pool_t_def (id int UNIQUE DEFERRABLE INITIALLY DEFERRED)");
+    int pid = (int)getpid();
+    char *sql;
+#define ADMIN(fmt) (sql = sqlf(fmt, pid), plain_exec(admin, sql), free(sql))
+#define COUNT(fmt) (sql = sqlf(fmt, pid), count = plain_count(admin, sql), free(sql), count)
+    long count;
+    ADMIN("CREATE TABLE pool_u_%d (id int PRIMARY KEY)");
+    ADMIN("CREATE TABLE pool_d_%d (id int UNIQUE DEFERRABLE INITIALLY DEFERRED)");
+    char *ins_u1 = sqlf("INSERT INTO pool_u_%d VALUES (1)", pid),
+         *ins_u2 = sqlf("INSERT INTO pool_u_%d VALUES (2)", pid),
+         *ins_d1 = sqlf("INSERT INTO pool_d_%d VALUES (1)", pid);
     db_pool_t *pool = make_pool(base_url, 1, 8, 10);
     db_pool_start(pool);
 
     batch_out_t o = {0};
-    db_stmt_t stmts[] = {{.sql = "INSERT INTO pool_t_uniq VALUES (1)"},
-                         {.sql = "INSERT INTO pool_t_uniq VALUES (1)"},
-                         {.sql = "SELECT 1 AS v"}};
+    db_stmt_t stmts[] = {{.sql = ins_u1}, {.sql = ins_u1}, {.sql = "SELECT 1 AS v"}};
     TAP_OK(db_batch(pool, stmts, 3, on_batch, &o) != NULL, "failing batch: sent");
     TAP_OK(run_until(&o.done, 5000), "failing batch: completed");
     TAP_OK(o.err[0][0] == '\0' && o.has_res[0], "failing batch: the first statement ran");
     TAP_IS_STR(o.sqlstate[1], "23505", "failing batch: the unique violation's SQLSTATE");
     TAP_OK(strstr(o.err[1], "duplicate key") != NULL, "failing batch: the server's message (%s)", o.err[1]);
     TAP_IS_STR(o.err[2], "aborted", "failing batch: the later statement is aborted");
-    TAP_IS_INT(plain_count(admin, "SELECT count(*) FROM pool_t_uniq"), 0, "failing batch: rolled back");
+    TAP_IS_INT(COUNT("SELECT count(*) FROM pool_u_%d"), 0, "failing batch: rolled back");
 
     /* The error comes at the commit (sync), after every statement succeeded. */
     batch_out_t d = {0};
-    db_stmt_t dstmts[] = {{.sql = "INSERT INTO pool_t_def VALUES (1)"},
-                          {.sql = "INSERT INTO pool_t_def VALUES (1)"}};
+    db_stmt_t dstmts[] = {{.sql = ins_d1}, {.sql = ins_d1}};
     TAP_OK(db_batch(pool, dstmts, 2, on_batch, &d) != NULL, "commit failure: sent");
     TAP_OK(run_until(&d.done, 5000), "commit failure: completed");
     TAP_IS_STR(d.sqlstate[1], "23505", "commit failure: reported on the last statement");
-    TAP_IS_INT(plain_count(admin, "SELECT count(*) FROM pool_t_def"), 0, "commit failure: nothing kept");
+    TAP_IS_INT(COUNT("SELECT count(*) FROM pool_d_%d"), 0, "commit failure: nothing kept");
 
     /* The connection is still in step: a batch after both failures succeeds. */
     batch_out_t e = {0};
-    db_stmt_t estmts[] = {{.sql = "INSERT INTO pool_t_uniq VALUES (2)"}, {.sql = "SELECT 2 AS v"}};
+    db_stmt_t estmts[] = {{.sql = ins_u2}, {.sql = "SELECT 2 AS v"}};
     db_batch(pool, estmts, 2, on_batch, &e);
     TAP_OK(run_until(&e.done, 5000) && e.err[0][0] == '\0' && e.err[1][0] == '\0',
            "after failures: batch ok");
-    TAP_IS_INT(plain_count(admin, "SELECT count(*) FROM pool_t_uniq"), 1, "after failures: committed");
+    TAP_IS_INT(COUNT("SELECT count(*) FROM pool_u_%d"), 1, "after failures: committed");
     db_pool_stats_t st;
     db_pool_stats(pool, &st);
     TAP_OK(st.failed == 2 && st.completed == 1, "failing batch: stats count 2 failed, 1 completed");
     close_pool(pool, "failing batch");
-    plain_exec(admin, "DROP TABLE pool_t_uniq, pool_t_def");
+    ADMIN("DROP TABLE pool_u_%d, pool_d_%d");
+#undef ADMIN
+#undef COUNT
+    free(ins_u1);
+    free(ins_u2);
+    free(ins_d1);
 }
 
 static long terminate_pool_backends(PGconn *admin)
