@@ -9,6 +9,8 @@
 typedef struct st_db_pool_t db_pool_t;
 typedef struct st_net_t net_t;
 typedef struct st_http_server_t http_server_t;
+typedef struct st_llm_t llm_t;
+typedef struct st_search_t search_t;
 
 struct st_app_t {
     uv_loop_t *loop;
@@ -16,6 +18,8 @@ struct st_app_t {
     db_pool_t *db;
     net_t *net;
     http_server_t *http;
+    llm_t *llm;       /* NULL when LLM_BASE_URL is not set */
+    search_t *search; /* NULL when SEARCH_PROVIDER is not set */
     int stopping; /* set once SIGTERM/SIGINT arrived */
 };
 typedef struct st_app_t app_t;

@@ -9,6 +9,8 @@
 #include "http/router.h"
 #include "http/server.h"
 #include "net/net.h"
+#include "pipeline/llm.h"
+#include "pipeline/search.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -55,32 +57,86 @@ static int migrate_with_retry(const char *conninfo, int attempts)
     }
 }
 
-static void on_handle_closed(uv_handle_t *h)
-{
-    (void)h;
-}
+/* Shutdown runs as a sequence of asynchronous steps, each closing one part after the parts that depend on it:
+ * no new requests first, then what requests and jobs use, the database last. */
+#define STOP_STEPS(X)                                                                                        \
+    X(HTTP)    /* waits for in-flight requests (bounded) and closed connections */                            \
+    X(LLM)     /* cancels LLM calls */                                                                        \
+    X(SEARCH)  /* cancels search calls */                                                                     \
+    X(NET)     /* closes the curl multi driver */                                                             \
+    X(DB)      /* lets in-flight queries finish, closes connections */                                        \
+    X(SIGNALS) /* closes the signal handles; the loop then has nothing left */                                \
+    X(DONE)
 
-static void on_db_closed(void *data)
+typedef enum {
+#define X(s) STOP_##s,
+    STOP_STEPS(X)
+#undef X
+} stop_step_t;
+
+static const char *stop_step_names[] = {
+#define X(s) #s,
+    STOP_STEPS(X)
+#undef X
+};
+
+static stop_step_t stop_step;
+
+static void stop_advance(process_t *p);
+
+static void on_step_done(void *data)
 {
     process_t *p = data;
-    p->app.db = NULL;
-    uv_close((uv_handle_t *)&p->sigterm, on_handle_closed);
-    uv_close((uv_handle_t *)&p->sigint, on_handle_closed);
+    stop_step++;
+    stop_advance(p);
 }
 
-static void on_net_closed(void *data)
+static void on_signal_closed(uv_handle_t *h)
 {
-    process_t *p = data;
-    p->app.net = NULL;
-    db_pool_close(p->app.db, on_db_closed, p);
+    process_t *p = h->data;
+    if (h == (uv_handle_t *)&p->sigint)
+        on_step_done(p);
 }
 
-static void on_http_closed(void *data)
+/* Starts the current step, skipping parts this process does not run; each step's callback moves on. */
+static void stop_advance(process_t *p)
 {
-    process_t *p = data;
-    p->app.http = NULL;
-    log_info("stopping", "HTTP server closed; closing outbound requests and database connections");
-    net_close(p->app.net, on_net_closed, p);
+    for (;;) {
+        log_debug("stopping", "step %s", stop_step_names[stop_step]);
+        switch (stop_step) {
+        case STOP_HTTP:
+            http_server_shutdown(p->app.http, (uint64_t)p->cfg.shutdown_timeout_s * 1000, on_step_done, p);
+            p->app.http = NULL;
+            return;
+        case STOP_LLM:
+            if (p->app.llm == NULL)
+                break;
+            llm_close(p->app.llm, on_step_done, p);
+            p->app.llm = NULL;
+            return;
+        case STOP_SEARCH:
+            if (p->app.search == NULL)
+                break;
+            search_close(p->app.search, on_step_done, p);
+            p->app.search = NULL;
+            return;
+        case STOP_NET:
+            net_close(p->app.net, on_step_done, p);
+            p->app.net = NULL;
+            return;
+        case STOP_DB:
+            db_pool_close(p->app.db, on_step_done, p);
+            p->app.db = NULL;
+            return;
+        case STOP_SIGNALS:
+            uv_close((uv_handle_t *)&p->sigterm, on_signal_closed);
+            uv_close((uv_handle_t *)&p->sigint, on_signal_closed);
+            return;
+        case STOP_DONE:
+            return;
+        }
+        stop_step++;
+    }
 }
 
 static void on_signal(uv_signal_t *sig, int signum)
@@ -94,7 +150,8 @@ static void on_signal(uv_signal_t *sig, int signum)
     p->app.stopping = 1;
     log_info("stopping", "%s received: no new connections, draining %zu in-flight request(s) for up to %d s",
              signum == SIGINT ? "SIGINT" : "SIGTERM", http_server_in_flight(p->app.http), p->cfg.shutdown_timeout_s);
-    http_server_shutdown(p->app.http, (uint64_t)p->cfg.shutdown_timeout_s * 1000, on_http_closed, p);
+    stop_step = STOP_HTTP;
+    stop_advance(p);
 }
 
 static int serve(process_t *p)
@@ -124,6 +181,12 @@ static int serve(process_t *p)
         log_error("starting", "curl could not be initialised");
         return 1;
     }
+    p->app.llm = llm_create(&p->loop, p->app.net, &p->cfg);
+    p->app.search = search_create(&p->loop, p->app.net, &p->cfg);
+    if (p->app.llm == NULL)
+        log_warn("starting", "LLM_BASE_URL is not set: articles and titles cannot be generated");
+    if (p->app.search == NULL)
+        log_warn("starting", "SEARCH_PROVIDER is not set: research finds no sources");
 
     p->app.http = http_server_create(&p->loop, &p->app, p->cfg.max_body_bytes);
     http_server_set_routes(p->app.http, http_routes, http_route_count);
