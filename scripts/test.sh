@@ -130,8 +130,9 @@ run_build() {
 		failed_builds+=("$name (meson test)")
 		return
 	fi
-	local p f s
-	read -r p f s < <(count_results "$log")
+	local p f s counts
+	counts=$(count_results "$log") || counts="0 1 0"
+	read -r p f s <<<"$counts"
 	say "$name: $p passed, $f failed, $s skipped"
 	total_pass=$((total_pass + p))
 	total_fail=$((total_fail + f))

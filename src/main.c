@@ -12,6 +12,7 @@
 #include "pipeline/llm.h"
 #include "pipeline/search.h"
 
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -128,10 +129,18 @@ static void stop_advance(process_t *p)
             db_pool_close(p->app.db, on_step_done, p);
             p->app.db = NULL;
             return;
-        case STOP_SIGNALS:
+        case STOP_SIGNALS: {
+            /* Closing the last handle of a signal restores its default (fatal) action; a SIGTERM arriving after
+             * that would kill a process that already stopped cleanly. Blocked, it stays pending until exit. */
+            sigset_t set;
+            sigemptyset(&set);
+            sigaddset(&set, SIGTERM);
+            sigaddset(&set, SIGINT);
+            pthread_sigmask(SIG_BLOCK, &set, NULL);
             uv_close((uv_handle_t *)&p->sigterm, on_signal_closed);
             uv_close((uv_handle_t *)&p->sigint, on_signal_closed);
             return;
+        }
         case STOP_DONE:
             return;
         }

@@ -49,13 +49,17 @@ class Tap:
         self.failed = 0
         self.planned = False
 
-    def _emit(self, line):
+    def _emit(self, line, also_stderr=False):
         sys.stdout.write(line + "\n")
         sys.stdout.flush()
+        if also_stderr:
+            # meson's --print-errorlogs shows stderr only; failures must be readable there.
+            sys.stderr.write(line + "\n")
+            sys.stderr.flush()
 
     def diag(self, msg):
         for line in str(msg).splitlines() or [""]:
-            self._emit("# " + line)
+            self._emit("# " + line, also_stderr=True)
 
     def ok(self, cond, desc, diag=None):
         self.count += 1
@@ -64,7 +68,7 @@ class Tap:
             self._emit("ok %d - %s" % (self.count, desc))
         else:
             self.failed += 1
-            self._emit("not ok %d - %s" % (self.count, desc))
+            self._emit("not ok %d - %s" % (self.count, desc), also_stderr=True)
             if diag is not None:
                 self.diag(diag)
         return bool(cond)
@@ -399,7 +403,7 @@ class Server:
     def log_lines(self):
         return [line for line in self.log().splitlines() if line.strip()]
 
-    def dump_log(self, last=200):
+    def dump_log(self, last=60):
         lines = self.log_lines()
         tap.diag("---- server log (%s, last %d of %d lines) ----" % (self.logpath, min(last, len(lines)),
                                                                     len(lines)))
