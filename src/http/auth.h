@@ -10,7 +10,8 @@
 #define AUTH_ACCESS_TTL_S (30 * 60)
 /** Refresh tokens (the cookie) live this long (contract: Max-Age=604800). */
 #define AUTH_REFRESH_TTL_S 604800
-/** A rotated refresh token still refreshes for this long, so concurrent refreshes with one cookie all succeed. */
+/** A rotated refresh token still refreshes for this long, so concurrent refreshes with one cookie all
+ * succeed. */
 #define AUTH_REFRESH_GRACE_S 60
 
 /** The ROUTE_USER gate: accepts `Authorization: Bearer <jwt>`, `Authorization: Bearer sk_...` or
@@ -29,8 +30,9 @@ typedef enum {
     AUTH_CRED_KEY,  /* an API key "sk_..." (Bearer or X-API-Key) */
 } auth_cred_t;
 
-/** Classifies the Authorization and X-API-Key header values (either may be NULL) and points *cred and *len at the
- * credential inside them. Authorization wins when both are present; its scheme is case-insensitive. Pure. */
+/** Classifies the Authorization and X-API-Key header values (either may be NULL) and points *cred and *len at
+ * the credential inside them. Authorization wins when both are present; its scheme is case-insensitive. Pure.
+ */
 auth_cred_t auth_credential(const char *authorization, size_t alen, const char *api_key, size_t klen,
                             const char **cred, size_t *len);
 /** Finds cookie name in a Cookie header value ("a=1; b=2"); points *val and *vlen at its value without the
