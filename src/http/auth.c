@@ -41,23 +41,30 @@ static const struct {
     {"auth_user_by_email",
      "SELECT id, email, username, credits, plan, password_hash FROM users WHERE lower(email) = lower($1)"},
     /* Rotation with a grace window (sql/0001_init.sql explains it): the presented token is marked rotated
-     * (keeping the first rotation time) and a sibling in its family is issued. */
+     * (keeping the first rotation time and first successor) and a sibling in its family is issued. The new
+     * token's id ($5) is chosen by the caller so one UPDATE can record it: a second CTE updating the same row
+     * would be silently ignored by PostgreSQL (a row is modified at most once per statement). */
     {"auth_rotate",
      "WITH old AS ("
-     "  UPDATE refresh_tokens SET rotated_at = coalesce(rotated_at, now())"
+     "  UPDATE refresh_tokens SET rotated_at = coalesce(rotated_at, now()),"
+     "                            replaced_by = coalesce(replaced_by, $5::uuid)"
      "   WHERE token_hash = $1::bytea AND revoked_at IS NULL AND expires_at > now()"
      "     AND (rotated_at IS NULL OR rotated_at > now() - make_interval(secs => $3::int))"
      "  RETURNING id, user_id, family_id),"
      " new AS ("
-     "  INSERT INTO refresh_tokens (user_id, family_id, token_hash, expires_at)"
-     "  SELECT user_id, family_id, $2::bytea, now() + make_interval(secs => $4::int) FROM old"
-     "  RETURNING id, user_id),"
-     " link AS (UPDATE refresh_tokens r SET replaced_by = new.id FROM new, old"
-     "           WHERE r.id = old.id AND r.replaced_by IS NULL)"
+     "  INSERT INTO refresh_tokens (id, user_id, family_id, token_hash, expires_at)"
+     "  SELECT $5::uuid, user_id, family_id, $2::bytea, now() + make_interval(secs => $4::int) FROM old"
+     "  RETURNING id, user_id)"
      " SELECT u.id, u.email, u.username, u.credits, u.plan FROM new JOIN users u ON u.id = new.user_id"},
-    {"auth_revoke", "UPDATE refresh_tokens SET revoked_at = now() WHERE token_hash = $1::bytea AND revoked_at IS NULL"},
+    /* Logout ends the session: the presented token and every rotation of it (its family), so a sibling minted
+     * by a concurrent refresh cannot outlive the logout. */
+    {"auth_revoke",
+     "UPDATE refresh_tokens SET revoked_at = now()"
+     " WHERE family_id = (SELECT family_id FROM refresh_tokens WHERE token_hash = $1::bytea)"
+     "   AND revoked_at IS NULL"},
+    /* Inserts nothing for a user that no longer exists (a valid access token can outlive its user). */
     {"apikey_insert",
-     "INSERT INTO api_keys (user_id, name, prefix, key_hash) VALUES ($1, $2, $3, $4::bytea)"
+     "INSERT INTO api_keys (user_id, name, prefix, key_hash) SELECT id, $2, $3, $4::bytea FROM users WHERE id = $1"
      " RETURNING id, name, prefix, created_at"},
     {"apikey_list",
      "SELECT id, name, prefix, created_at, last_used_at, revoked_at FROM api_keys"
@@ -153,30 +160,69 @@ static void on_key_found(const db_result_t *r, size_t n, void *data)
     next(req);
 }
 
+static int is_key(const char *c, size_t n)
+{
+    return n > 3 && memcmp(c, "sk_", 3) == 0;
+}
+
+auth_cred_t auth_credential(const char *authorization, size_t alen, const char *api_key, size_t klen,
+                            const char **cred, size_t *len)
+{
+    const char *c;
+    size_t n;
+    *cred = NULL;
+    *len = 0;
+    if (authorization != NULL) {
+        c = authorization;
+        n = alen;
+        while (n > 0 && (c[n - 1] == ' ' || c[n - 1] == '\t'))
+            n--;
+        if (n < 6 || strncasecmp(c, "Bearer", 6) != 0 || (n > 6 && c[6] != ' ' && c[6] != '\t'))
+            return n == 0 ? AUTH_CRED_NONE : AUTH_CRED_BAD;
+        c += 6;
+        n -= 6;
+        while (n > 0 && (*c == ' ' || *c == '\t')) {
+            c++;
+            n--;
+        }
+    } else if (api_key != NULL) {
+        c = api_key;
+        n = klen;
+        while (n > 0 && (*c == ' ' || *c == '\t')) {
+            c++;
+            n--;
+        }
+        while (n > 0 && (c[n - 1] == ' ' || c[n - 1] == '\t'))
+            n--;
+        /* X-API-Key carries API keys only; an access token there is a client bug, not a credential. */
+        if (n > 0 && !is_key(c, n))
+            return AUTH_CRED_BAD;
+    } else {
+        return AUTH_CRED_NONE;
+    }
+    if (n == 0)
+        return AUTH_CRED_NONE;
+    *cred = c;
+    *len = n;
+    return is_key(c, n) ? AUTH_CRED_KEY : AUTH_CRED_JWT;
+}
+
 void auth_user(http_req_t *req, http_handler_cb next)
 {
-    size_t len = 0;
+    size_t alen = 0, klen = 0, len = 0;
+    const char *a = http_header(req, "authorization", &alen);
+    const char *k = http_header(req, "x-api-key", &klen);
     const char *cred = NULL;
-    const char *h = http_header(req, "authorization", &len);
-    if (h != NULL) {
-        if (len < 7 || strncasecmp(h, "Bearer ", 7) != 0) {
-            reply_401(req, "Could not validate credentials");
-            return;
-        }
-        cred = h + 7;
-        len -= 7;
-        while (len > 0 && *cred == ' ') {
-            cred++;
-            len--;
-        }
-    } else {
-        cred = http_header(req, "x-api-key", &len);
-    }
-    if (cred == NULL || len == 0) {
+    switch (auth_credential(a, alen, k, klen, &cred, &len)) {
+    case AUTH_CRED_NONE:
         reply_401(req, "Not authenticated");
         return;
-    }
-    if (len > 3 && memcmp(cred, "sk_", 3) == 0) {
+    case AUTH_CRED_BAD:
+        reply_401(req, "Could not validate credentials");
+        return;
+    case AUTH_CRED_JWT:
+        break;
+    case AUTH_CRED_KEY: {
         if (len > 256) {
             reply_401(req, "Could not validate credentials");
             return;
@@ -193,9 +239,17 @@ void auth_user(http_req_t *req, http_handler_cb next)
         }
         return;
     }
-    char err[64];
-    if (jwt_verify(req->app->cfg->jwt_secret, cred, len, time_now_us() / 1000000, req->user_id, sizeof(req->user_id),
-                   err, sizeof(err)) != 0) {
+    }
+    /* The subject must be a UUID: handlers pass user_id to SQL as a uuid, and a signed token with any other
+     * sub (a bug elsewhere, or a leaked secret) must be a 401, never a 500 from a failed cast. */
+    char err[64], sub[64];
+    int rc = jwt_verify(req->app->cfg->jwt_secret, cred, len, time_now_us() / 1000000, sub, sizeof(sub), err,
+                        sizeof(err));
+    if (rc == 0 && kit_uuid(sub, req->user_id) != 0) {
+        snprintf(err, sizeof(err), "subject is not a UUID");
+        rc = -1;
+    }
+    if (rc != 0) {
         log_debug("authenticating a request", "access token refused: %s", err);
         req->user_id[0] = '\0';
         reply_401(req, "Could not validate credentials");
@@ -345,8 +399,39 @@ static void on_signup_checked(const db_result_t *r, size_t n, void *data)
     }
 }
 
-/* Accepts what an email address looks like: one @, a local part, a dotted domain, no spaces or controls. */
-static int email_ok(const char *e)
+/* The code point of the UTF-8 sequence at p (already validated by the JSON parser); *n gets its length. */
+static unsigned utf8_cp(const unsigned char *p, size_t *n)
+{
+    if (p[0] < 0x80) {
+        *n = 1;
+        return p[0];
+    }
+    if ((p[0] & 0xe0) == 0xc0 && p[1] != 0) {
+        *n = 2;
+        return ((p[0] & 0x1fu) << 6) | (p[1] & 0x3fu);
+    }
+    if ((p[0] & 0xf0) == 0xe0 && p[1] != 0 && p[2] != 0) {
+        *n = 3;
+        return ((p[0] & 0x0fu) << 12) | ((p[1] & 0x3fu) << 6) | (p[2] & 0x3fu);
+    }
+    if ((p[0] & 0xf8) == 0xf0 && p[1] != 0 && p[2] != 0 && p[3] != 0) {
+        *n = 4;
+        return ((p[0] & 0x07u) << 18) | ((p[1] & 0x3fu) << 12) | ((p[2] & 0x3fu) << 6) | (p[3] & 0x3fu);
+    }
+    *n = 1;
+    return 0xfffd;
+}
+
+/* Spaces, controls and invisible formatting characters, ASCII or not: none belongs in an address, and a
+ * no-break or zero-width space would make two addresses that look the same. */
+static int invisible(unsigned cp)
+{
+    return cp <= ' ' || (cp >= 0x7f && cp <= 0xa0) || cp == 0xad || cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200f) ||
+           (cp >= 0x2028 && cp <= 0x202f) || (cp >= 0x205f && cp <= 0x206f) || cp == 0x3000 || cp == 0xfeff ||
+           cp == 0xfffd;
+}
+
+int auth_email_ok(const char *e)
 {
     const char *at = strchr(e, '@');
     if (at == NULL || at == e || strchr(at + 1, '@') != NULL || strlen(e) > 320)
@@ -354,13 +439,17 @@ static int email_ok(const char *e)
     const char *dot = strrchr(at + 1, '.');
     if (dot == NULL || dot == at + 1 || dot[1] == '\0')
         return 0;
-    for (const unsigned char *p = (const unsigned char *)e; *p; p++)
-        if (*p <= ' ' || *p == 0x7f || *p == '(' || *p == ')' || *p == ',' || *p == ';' || *p == '<' || *p == '>')
+    for (const unsigned char *p = (const unsigned char *)e; *p;) {
+        size_t n;
+        unsigned cp = utf8_cp(p, &n);
+        if (invisible(cp) || cp == '(' || cp == ')' || cp == ',' || cp == ';' || cp == '<' || cp == '>')
             return 0;
+        p += n;
+    }
     return 1;
 }
 
-static int username_ok(const char *u)
+int auth_username_ok(const char *u)
 {
     for (; *u; u++)
         if (!((*u >= 'a' && *u <= 'z') || (*u >= 'A' && *u <= 'Z') || (*u >= '0' && *u <= '9') || *u == '_' ||
@@ -379,9 +468,9 @@ void auth_signup(http_req_t *req)
     const char *email = v_string(&v, "email", 1, 0, 320, 0);
     const char *username = v_string(&v, "username", 1, 3, 50, 0);
     const char *password = v_string(&v, "password", 1, 8, 0, 0);
-    if (email != NULL && !email_ok(email))
+    if (email != NULL && !auth_email_ok(email))
         v_error(&v, "email", "value is not a valid email address", "value_error");
-    if (username != NULL && !username_ok(username))
+    if (username != NULL && !auth_username_ok(username))
         v_error(&v, "username", "String should match pattern '^[A-Za-z0-9_.-]+$'", "string_pattern_mismatch");
     if (password != NULL && strlen(password) > PASSWORD_MAX_BYTES)
         v_error(&v, "password", "String should have at most 1024 characters", "string_too_long");
@@ -512,31 +601,58 @@ void auth_login(http_req_t *req)
 
 /* ---- refresh and logout ---- */
 
-/* The refresh_token cookie's value (malloc'd), NULL when absent. */
-static char *refresh_cookie(http_req_t *req)
+int auth_cookie_value(const char *header, size_t len, const char *name, const char **val, size_t *vlen)
 {
-    size_t len;
-    const char *c = http_header(req, "cookie", &len);
-    if (c == NULL)
-        return NULL;
-    const char *end = c + len, *p = c;
+    size_t nlen = strlen(name);
+    const char *end = header + len, *p = header;
     while (p < end) {
-        while (p < end && (*p == ' ' || *p == ';'))
+        while (p < end && (*p == ' ' || *p == '\t' || *p == ';'))
             p++;
         const char *semi = memchr(p, ';', (size_t)(end - p));
         const char *stop = semi ? semi : end;
-        if ((size_t)(stop - p) > 14 && memcmp(p, "refresh_token=", 14) == 0) {
-            const char *v = p + 14;
-            size_t vlen = (size_t)(stop - v);
-            if (vlen >= 2 && v[0] == '"' && v[vlen - 1] == '"') {
-                v++;
-                vlen -= 2;
+        const char *eq = memchr(p, '=', (size_t)(stop - p));
+        if (eq != NULL) {
+            const char *ne = eq;
+            while (ne > p && (ne[-1] == ' ' || ne[-1] == '\t'))
+                ne--;
+            if ((size_t)(ne - p) == nlen && memcmp(p, name, nlen) == 0) {
+                const char *v = eq + 1, *ve = stop;
+                while (v < ve && (*v == ' ' || *v == '\t'))
+                    v++;
+                while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
+                    ve--;
+                if (ve - v >= 2 && v[0] == '"' && ve[-1] == '"') {
+                    v++;
+                    ve--;
+                }
+                *val = v;
+                *vlen = (size_t)(ve - v);
+                return 1;
             }
-            return vlen > 0 && vlen <= 512 ? xstrndup(v, vlen) : NULL;
         }
         p = stop;
     }
-    return NULL;
+    return 0;
+}
+
+/* Longest refresh cookie looked up; ours are 43 characters, anything far longer is refused unhashed. */
+#define REFRESH_COOKIE_MAX 512
+
+/* The refresh_token cookie's value (malloc'd), NULL when absent or empty; *too_long set when it is present but
+ * longer than any token we issue. */
+static char *refresh_cookie(http_req_t *req, int *too_long)
+{
+    size_t len, vlen;
+    const char *v;
+    *too_long = 0;
+    const char *c = http_header(req, "cookie", &len);
+    if (c == NULL || !auth_cookie_value(c, len, "refresh_token", &v, &vlen) || vlen == 0)
+        return NULL;
+    if (vlen > REFRESH_COOKIE_MAX) {
+        *too_long = 1;
+        return NULL;
+    }
+    return xstrndup(v, vlen);
 }
 
 typedef struct st_refresh_t {
@@ -559,22 +675,24 @@ static void on_rotated(const db_result_t *r, size_t n, void *data)
 
 void auth_refresh(http_req_t *req)
 {
-    char *cookie = refresh_cookie(req);
+    int too_long;
+    char *cookie = refresh_cookie(req, &too_long);
     if (cookie == NULL) {
-        reply_401(req, "Refresh token not found");
+        reply_401(req, too_long ? "Invalid token" : "Refresh token not found");
         return;
     }
     refresh_t *rt = xcalloc(1, sizeof(*rt));
     rt->req = req;
     random_token(rt->refresh);
-    char old_hash[67], new_hash[67], grace[16], ttl[16];
+    char old_hash[67], new_hash[67], grace[16], ttl[16], new_id[37];
+    crypto_uuid4(new_id);
     sha256_param(cookie, strlen(cookie), old_hash);
     sha256_param(rt->refresh, strlen(rt->refresh), new_hash);
     snprintf(grace, sizeof(grace), "%d", AUTH_REFRESH_GRACE_S);
     snprintf(ttl, sizeof(ttl), "%d", AUTH_REFRESH_TTL_S);
     free(cookie);
-    const char *params[] = {old_hash, new_hash, grace, ttl};
-    if (db_query(req->app->db, "auth_rotate", 4, params, on_rotated, rt) == NULL) {
+    const char *params[] = {old_hash, new_hash, grace, ttl, new_id};
+    if (db_query(req->app->db, "auth_rotate", 5, params, on_rotated, rt) == NULL) {
         kit_db_busy(req);
         free(rt);
     }
@@ -599,7 +717,8 @@ static void on_revoked(const db_result_t *r, size_t n, void *data)
 
 void auth_logout(http_req_t *req)
 {
-    char *cookie = refresh_cookie(req);
+    int too_long;
+    char *cookie = refresh_cookie(req, &too_long);
     if (cookie == NULL) {
         reply_logged_out(req);
         return;
@@ -656,7 +775,11 @@ static void on_apikey_created(const db_result_t *r, size_t n, void *data)
     (void)n;
     apikey_new_t *k = data;
     http_req_t *req = k->req;
-    if (!kit_db_failed(req, &r[0], "creating an API key")) {
+    if (kit_db_failed(req, &r[0], "creating an API key")) {
+        /* replied */
+    } else if (PQntuples(r[0].res) != 1) {
+        reply_401(req, "Could not validate credentials");
+    } else {
         const PGresult *res = r[0].res;
         buf_t body = BUF_INIT;
         json_writer_t w;

@@ -18,10 +18,11 @@ static const struct {
      "SELECT id, amount, balance_after, type, reference_type, reference_id, description, tokens_consumed,"
      "       created_at"
      "  FROM credit_transactions WHERE user_id = $1 ORDER BY created_at DESC, id DESC OFFSET $2 LIMIT $3"},
-    /* Admin grant by id or email; a negative amount corrects a balance but never below zero (23514). */
+    /* Admin grant by id or email; a negative amount corrects a balance but never below zero (23514). The user
+     * is found through the primary key or the lower(email) index, never by scanning users. */
     {"credits_admin_grant",
      "SELECT u.id, credits_add(u.id, $3::int, 'grant', $4) AS credits FROM users u"
-     " WHERE ($1::uuid IS NOT NULL AND u.id = $1::uuid) OR ($1::uuid IS NULL AND lower(u.email) = lower($2))"},
+     " WHERE u.id = coalesce($1::uuid, (SELECT id FROM users WHERE lower(email) = lower($2)))"},
 };
 
 int credits_prepare(db_pool_t *pool)
@@ -154,6 +155,9 @@ static void on_granted(const db_result_t *r, size_t n, void *data)
     http_req_t *req = g->req;
     if (r[0].err != NULL && strcmp(r[0].sqlstate, "23514") == 0) {
         http_reply_error(req, 400, "Balance cannot go below zero");
+    } else if (r[0].err != NULL && strcmp(r[0].sqlstate, "22003") == 0) {
+        /* users.credits is an integer: a grant past 2^31-1 is the caller's mistake, not a server failure. */
+        http_reply_error(req, 400, "Balance out of range");
     } else if (!kit_db_failed(req, &r[0], "granting credits")) {
         if (PQntuples(r[0].res) != 1) {
             http_reply_error(req, 404, "User not found");
