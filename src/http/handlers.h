@@ -14,4 +14,10 @@ int health_prepare(db_pool_t *pool);
 /** GET /health: database reachability and queue depth, no authentication. */
 void health_get(http_req_t *req);
 
+/* titlegen.c */
+/** SQL registered by titlegen.c. */
+int titlegen_prepare(db_pool_t *pool);
+/** POST /generate/titles: titles from one LLM call, stored as generated. */
+void titlegen_post(http_req_t *req);
+
 #endif

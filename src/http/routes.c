@@ -22,13 +22,16 @@ const http_route_t http_routes[] = {
     {"GET", "/credits/transactions", credits_transactions, ROUTE_USER},
     {"POST", "/credits/purchase", credits_purchase, ROUTE_USER},
     {"POST", "/admin/credits", credits_admin_grant, ROUTE_ADMIN},
+
+    {"POST", "/generate/titles", titlegen_post, ROUTE_USER},
 };
 
 const size_t http_route_count = sizeof(http_routes) / sizeof(http_routes[0]);
 
 int http_prepare_statements(db_pool_t *pool)
 {
-    if (health_prepare(pool) != 0 || auth_prepare(pool) != 0 || credits_prepare(pool) != 0)
+    if (health_prepare(pool) != 0 || auth_prepare(pool) != 0 || credits_prepare(pool) != 0 ||
+        titlegen_prepare(pool) != 0)
         return -1;
     return 0;
 }

@@ -1,0 +1,146 @@
+/* POST /generate/titles: one LLM call, distinct titles of 50-80 characters, stored as 'generated' titles the
+ * user then approves (PATCH /titles/{id}/verify) and turns into articles (POST /generate/batch). */
+#include "app.h"
+#include "core/alloc.h"
+#include "core/log.h"
+#include "http/handlers.h"
+#include "http/kit.h"
+#include "pipeline/llm.h"
+#include "pipeline/titles.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DESCRIPTION_MAX_CHARS 2000
+
+int titlegen_prepare(db_pool_t *pool)
+{
+    /* The titles arrive as a JSON array so any text travels safely; ORDINALITY keeps the LLM's order. */
+    return db_pool_prepare(pool, "titles_insert",
+                           "INSERT INTO titles (user_id, description, title)"
+                           " SELECT $1, $2, t.value FROM jsonb_array_elements_text($3::jsonb) WITH ORDINALITY AS t"
+                           " ORDER BY t.ordinality RETURNING id, title, description, status, created_at");
+}
+
+typedef struct st_titlegen_t {
+    http_req_t *req;
+    char *description;
+    size_t count;
+} titlegen_t;
+
+static void titlegen_free(titlegen_t *t)
+{
+    free(t->description);
+    free(t);
+}
+
+static void on_titles_stored(const db_result_t *r, size_t n, void *data)
+{
+    (void)n;
+    titlegen_t *t = data;
+    if (!kit_db_failed(t->req, &r[0], "storing generated titles")) {
+        const PGresult *res = r[0].res;
+        buf_t body = BUF_INIT;
+        json_writer_t w;
+        jw_init(&w, &body);
+        jw_array_begin(&w);
+        for (int i = 0; i < PQntuples(res); i++) {
+            jw_object_begin(&w);
+            jw_key(&w, "id");
+            jw_string(&w, db_value(res, i, "id"));
+            jw_key(&w, "title");
+            jw_string(&w, db_value(res, i, "title"));
+            jw_key(&w, "description");
+            jw_string(&w, db_value(res, i, "description"));
+            jw_key(&w, "status");
+            jw_string(&w, db_value(res, i, "status"));
+            jw_key(&w, "created_at");
+            kit_jw_ts(&w, db_value(res, i, "created_at"));
+            jw_object_end(&w);
+        }
+        jw_array_end(&w);
+        http_reply_json(t->req, 200, &body);
+        buf_free(&body);
+    }
+    titlegen_free(t);
+}
+
+static void on_llm_titles(llm_call_t *call)
+{
+    titlegen_t *t = call->data;
+    log_info("generating titles", "LLM used %lld prompt + %lld completion tokens", (long long)call->prompt_tokens,
+             (long long)call->completion_tokens);
+    if (call->err != NULL) {
+        log_warn("generating titles", "%s", call->err);
+        char detail[600];
+        snprintf(detail, sizeof(detail), "Title generation failed: %s", call->err);
+        http_reply_error(t->req, 503, detail);
+        titlegen_free(t);
+        return;
+    }
+    char *titles[5];
+    char err[256];
+    int kept = titles_parse(call->content, strlen(call->content), t->count, NULL, 0, titles, err, sizeof(err));
+    if (kept <= 0) {
+        char detail[400];
+        snprintf(detail, sizeof(detail), "Title generation failed: %s",
+                 kept < 0 ? err : "the LLM returned no title of 50-80 characters");
+        log_warn("generating titles", "%s", detail);
+        http_reply_error(t->req, 503, detail);
+        titlegen_free(t);
+        return;
+    }
+    if ((size_t)kept < t->count)
+        log_warn("generating titles", "the LLM gave %d usable titles of %zu asked", kept, t->count);
+    buf_t arr = BUF_INIT;
+    json_writer_t w;
+    jw_init(&w, &arr);
+    jw_array_begin(&w);
+    for (int i = 0; i < kept; i++) {
+        jw_string(&w, titles[i]);
+        free(titles[i]);
+    }
+    jw_array_end(&w);
+    const char *params[] = {t->req->user_id, t->description, arr.data};
+    if (db_query(t->req->app->db, "titles_insert", 3, params, on_titles_stored, t) == NULL) {
+        kit_db_busy(t->req);
+        titlegen_free(t);
+    }
+    buf_free(&arr);
+}
+
+void titlegen_post(http_req_t *req)
+{
+    validator_t v;
+    if (v_parse_body(&v, req, 0) != 0) {
+        v_free(&v);
+        return;
+    }
+    const char *description = v_string(&v, "description", 1, 3, DESCRIPTION_MAX_CHARS, 0);
+    int64_t count = 0;
+    v_int(&v, "count", 0, 1, 5, 5, &count);
+    if (v_finish(&v) != 0) {
+        v_free(&v);
+        return;
+    }
+    if (req->app->llm == NULL) {
+        v_free(&v);
+        http_reply_error(req, 503, "Title generation is not configured (LLM_BASE_URL is not set)");
+        return;
+    }
+    titlegen_t *t = xcalloc(1, sizeof(*t));
+    t->req = req;
+    t->description = xstrdup(description);
+    t->count = (size_t)count;
+    v_free(&v);
+    char *prompt = titles_prompt(t->description, t->count, NULL, 0);
+    llm_message_t msgs[] = {{"system", "You write titles for SEO articles. You reply with JSON only."},
+                            {"user", prompt}};
+    llm_call_t *call = llm_chat(req->app->llm, msgs, 2, 1, 0, on_llm_titles, t);
+    free(prompt);
+    if (call == NULL) {
+        http_reply_error(req, 503, "Service temporarily unavailable");
+        titlegen_free(t);
+    }
+}
