@@ -2,10 +2,15 @@
 #include "http/auth.h"
 #include "http/credits.h"
 #include "http/handlers.h"
+#include "http/ops.h"
 #include "http/router.h"
 
 const http_route_t http_routes[] = {
     {"GET", "/health", health_get, ROUTE_PUBLIC},
+    {"GET", "/metrics", ops_metrics, ROUTE_PUBLIC},
+    {"GET", "/openapi.json", ops_openapi, ROUTE_PUBLIC},
+    {"GET", "/docs", ops_docs, ROUTE_PUBLIC},
+    {"GET", "/queue/stats", ops_queue_stats, ROUTE_USER},
 
     {"POST", "/auth/signup", auth_signup, ROUTE_PUBLIC},
     {"POST", "/auth/login", auth_login, ROUTE_PUBLIC},
@@ -31,7 +36,7 @@ const size_t http_route_count = sizeof(http_routes) / sizeof(http_routes[0]);
 int http_prepare_statements(db_pool_t *pool)
 {
     if (health_prepare(pool) != 0 || auth_prepare(pool) != 0 || credits_prepare(pool) != 0 ||
-        titlegen_prepare(pool) != 0)
+        titlegen_prepare(pool) != 0 || ops_prepare(pool) != 0)
         return -1;
     return 0;
 }

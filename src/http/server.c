@@ -5,6 +5,7 @@
 #include "core/crypto.h"
 #include "core/json.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/timeutil.h"
 #include "http/router.h"
 
@@ -14,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 
 /* The shutdown machine. Each waiting state says what it waits for; every one has a deadline or a periodic
  * re-check, and all progress happens in on_timer (see shutdown_advance for why). */
@@ -331,11 +333,35 @@ static void log_request(const http_req_t *req, int status, int sent)
               sent ? "" : " (client gone, reply dropped)");
 }
 
+/* Seconds since h2o stamped the request's arrival (microseconds, unlike start_ms); -1 when it did not. */
+static double seconds_since(const h2o_req_t *h)
+{
+    if (h == NULL || h->timestamps.request_begin_at.tv_sec == 0)
+        return -1;
+    struct timeval now;
+    gettimeofday(&now, NULL);
+    return (double)(now.tv_sec - h->timestamps.request_begin_at.tv_sec) +
+           (double)(now.tv_usec - h->timestamps.request_begin_at.tv_usec) / 1e6;
+}
+
+/* Every answer counts in the metrics, errors included, labelled by the matched pattern (never the raw path,
+ * so the label set stays bounded by the route table). */
+static void record_request(const http_req_t *req, int status)
+{
+    double seconds = seconds_since(req->h2o);
+    if (seconds < 0) /* the client went away: only our own millisecond clock is left */
+        seconds = (double)(time_mono_ms() - req->start_ms) / 1000.0;
+    metrics_http_request(req->route, req->method, status, seconds);
+}
+
 /* The one exit of every request: sends when the client is still there, logs, frees. */
 static void req_finish(http_req_t *req, int status, const char *content_type, const char *body, size_t len,
                        char *owned)
 {
     int sent = req->h2o != NULL;
+    /* A request answered 503 at the shutdown deadline (detached from the server) was counted then. */
+    if (sent || req->_server != NULL)
+        record_request(req, status);
     if (sent)
         send_to_h2o(req, status, content_type, body, len, &owned);
     log_request(req, status, sent);
@@ -699,6 +725,12 @@ static void on_error_setup_ostream(h2o_filter_t *self, h2o_req_t *req, h2o_ostre
             add_cors_headers(&req->pool, &req->res.headers, origin->value.base, origin->value.len);
         req->res.content_length = body.len;
 
+        /* These never reach req_finish; count them too, under no route. */
+        char method[8] = "";
+        if (req->method.len < sizeof(method))
+            memcpy(method, req->method.base, req->method.len);
+        metrics_http_request(NULL, method, req->res.status, seconds_since(req));
+
         error_ostream_t *o = (error_ostream_t *)h2o_add_ostream(req, sizeof(*o), slot);
         o->super.do_send = on_error_send;
         o->body = body;
@@ -903,6 +935,7 @@ static void answer_stragglers(http_server_t *srv)
                  req->method, log_path(req, path, sizeof(path)));
         req_detach_from_server(req);
         if (req->h2o != NULL) {
+            record_request(req, 503);
             buf_t b = BUF_INIT;
             json_detail(&b, "Service is shutting down");
             size_t len = b.len;
