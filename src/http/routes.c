@@ -1,9 +1,12 @@
 /* The route table: every path the service answers, who may call it, and its handler. */
 #include "http/auth.h"
+#include "http/campaigns.h"
 #include "http/credits.h"
 #include "http/handlers.h"
 #include "http/ops.h"
+#include "http/integrations.h"
 #include "http/router.h"
+#include "http/timezones.h"
 
 const http_route_t http_routes[] = {
     {"GET", "/health", health_get, ROUTE_PUBLIC},
@@ -29,6 +32,21 @@ const http_route_t http_routes[] = {
     {"POST", "/admin/credits", credits_admin_grant, ROUTE_ADMIN},
 
     {"POST", "/generate/titles", titlegen_post, ROUTE_USER},
+
+    {"POST", "/integrations", integrations_create, ROUTE_USER},
+    {"GET", "/integrations", integrations_list, ROUTE_USER},
+    {"GET", "/integrations/{integration_id}", integrations_get, ROUTE_USER},
+    {"GET", "/integrations/{integration_id}/secret", integrations_secret, ROUTE_USER},
+    {"PATCH", "/integrations/{integration_id}", integrations_update, ROUTE_USER},
+    {"DELETE", "/integrations/{integration_id}", integrations_delete, ROUTE_USER},
+
+    {"POST", "/campaigns", campaigns_create, ROUTE_USER},
+    {"GET", "/campaigns", campaigns_list, ROUTE_USER},
+    {"GET", "/campaigns/{campaign_id}", campaigns_get, ROUTE_USER},
+    {"PATCH", "/campaigns/{campaign_id}", campaigns_update, ROUTE_USER},
+    {"POST", "/campaigns/{campaign_id}/pause", campaigns_pause, ROUTE_USER},
+    {"POST", "/campaigns/{campaign_id}/resume", campaigns_resume, ROUTE_USER},
+    {"DELETE", "/campaigns/{campaign_id}", campaigns_delete, ROUTE_USER},
 };
 
 const size_t http_route_count = sizeof(http_routes) / sizeof(http_routes[0]);
@@ -37,6 +55,8 @@ int http_prepare_statements(db_pool_t *pool)
 {
     if (health_prepare(pool) != 0 || auth_prepare(pool) != 0 || credits_prepare(pool) != 0 ||
         titlegen_prepare(pool) != 0 || ops_prepare(pool) != 0)
+        return -1;
+    if (timezones_prepare(pool) != 0 || integrations_prepare(pool) != 0 || campaigns_prepare(pool) != 0)
         return -1;
     return 0;
 }
