@@ -1103,13 +1103,6 @@ static char *title_find(xmlNode *root)
 /* ------------------------------------------------------------------------------------------------------------
  */
 
-/* libxml reports every recovered error through this unless told otherwise; scraped pages are full of them. */
-static void on_xml_error(void *ctx, const char *msg, ...)
-{
-    (void)ctx;
-    (void)msg;
-}
-
 int extract_html(const char *html, size_t len, const char *content_type, const char *url,
                  extract_result_t *out)
 {
@@ -1134,7 +1127,6 @@ int extract_html(const char *html, size_t len, const char *content_type, const c
      * nesting-depth limit. HTML_PARSE_IGNORE_ENC because the input was already decoded to UTF-8. */
     int opts = HTML_PARSE_RECOVER | HTML_PARSE_NOERROR | HTML_PARSE_NOWARNING | HTML_PARSE_NONET |
                HTML_PARSE_IGNORE_ENC | HTML_PARSE_COMPACT;
-    xmlSetGenericErrorFunc(NULL, on_xml_error);
     htmlDocPtr doc = htmlReadMemory(utf8.data, (int)utf8.len, url, "UTF-8", opts);
     buf_free(&utf8);
     if (doc == NULL)
