@@ -1,0 +1,1163 @@
+#include "pipeline/extract.h"
+
+#include "core/alloc.h"
+#include "core/buf.h"
+
+#include <errno.h>
+#include <iconv.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include <libxml/HTMLparser.h>
+#include <libxml/tree.h>
+
+/* ------------------------------------------------------------------------------------------------------------
+ * Decoding: every input becomes valid UTF-8 before libxml sees it. Doing it here rather than letting libxml
+ * follow <meta charset> keeps one precedence order (BOM, Content-Type, <meta>, sniffing) and guarantees valid
+ * output even for bytes the declared encoding cannot represent: those become U+FFFD instead of stopping the
+ * parser halfway through the document.
+ * ------------------------------------------------------------------------------------------------------------
+ */
+
+/* Browsers look at the first 1024 bytes; real pages put <meta charset> after long comments and scripts often
+ * enough that a larger window pays off, and a false hit is unlikely this early in the document. */
+#define META_PRESCAN_BYTES 8192
+
+static const char REPLACEMENT[] = "\xEF\xBF\xBD";
+
+static void put_utf8(buf_t *b, uint32_t cp)
+{
+    char s[4];
+    if (cp < 0x80) {
+        s[0] = (char)cp;
+        buf_append(b, s, 1);
+    } else if (cp < 0x800) {
+        s[0] = (char)(0xC0 | (cp >> 6));
+        s[1] = (char)(0x80 | (cp & 0x3F));
+        buf_append(b, s, 2);
+    } else if (cp < 0x10000) {
+        s[0] = (char)(0xE0 | (cp >> 12));
+        s[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+        s[2] = (char)(0x80 | (cp & 0x3F));
+        buf_append(b, s, 3);
+    } else {
+        s[0] = (char)(0xF0 | (cp >> 18));
+        s[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+        s[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
+        s[3] = (char)(0x80 | (cp & 0x3F));
+        buf_append(b, s, 4);
+    }
+}
+
+/* Length of the well-formed UTF-8 sequence at p (shortest form, no surrogates, at most U+10FFFF), or 0. */
+static size_t utf8_seq_len(const unsigned char *p, size_t avail)
+{
+    unsigned char c = p[0];
+    if (c < 0x80)
+        return 1;
+    size_t n;
+    uint32_t min;
+    uint32_t cp;
+    if (c >= 0xC2 && c <= 0xDF) {
+        n = 2, min = 0x80, cp = c & 0x1F;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        n = 3, min = 0x800, cp = c & 0x0F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        n = 4, min = 0x10000, cp = c & 0x07;
+    } else {
+        return 0;
+    }
+    if (avail < n)
+        return 0;
+    for (size_t i = 1; i < n; i++) {
+        if ((p[i] & 0xC0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (p[i] & 0x3F);
+    }
+    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+        return 0;
+    return n;
+}
+
+/* Counts malformed sequences; used to decide whether undeclared input is UTF-8 at all. */
+static size_t utf8_invalid_count(const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t bad = 0;
+    for (size_t i = 0; i < len;) {
+        size_t n = utf8_seq_len(p + i, len - i);
+        if (n == 0) {
+            bad++;
+            i++;
+        } else {
+            i += n;
+        }
+    }
+    return bad;
+}
+
+/* Copies UTF-8 into b replacing malformed sequences with U+FFFD, and control characters the HTML parser would
+ * choke on (NUL among them, which would end the text early) with a space. */
+static void utf8_sanitize_into(buf_t *b, const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t run = 0; /* start of the pending run of good bytes, copied in one append */
+    size_t i = 0;
+    while (i < len) {
+        size_t n = utf8_seq_len(p + i, len - i);
+        int ctl = n == 1 && p[i] < 0x20 && p[i] != '\t' && p[i] != '\n' && p[i] != '\r' && p[i] != '\f';
+        if (n != 0 && !ctl) {
+            i += n;
+            continue;
+        }
+        buf_append(b, s + run, i - run);
+        if (ctl)
+            buf_putc(b, ' ');
+        else
+            buf_append(b, REPLACEMENT, 3);
+        i++;
+        run = i;
+    }
+    buf_append(b, s + run, i - run);
+}
+
+/* windows-1252 bytes 0x80-0x9F; the rest of the range is ISO-8859-1, i.e. the code point equals the byte.
+ * Undefined positions decode to the C1 control of the same value, as the WHATWG Encoding Standard says. */
+static const uint16_t CP1252_HIGH[32] = {
+    0x20AC, 0x0081, 0x201A, 0x0192, 0x201E, 0x2026, 0x2020, 0x2021, 0x02C6, 0x2030, 0x0160,
+    0x2039, 0x0152, 0x008D, 0x017D, 0x008F, 0x0090, 0x2018, 0x2019, 0x201C, 0x201D, 0x2022,
+    0x2013, 0x2014, 0x02DC, 0x2122, 0x0161, 0x203A, 0x0153, 0x009D, 0x017E, 0x0178,
+};
+
+static void cp1252_decode_into(buf_t *b, const char *s, size_t len)
+{
+    buf_reserve(b, len + len / 2);
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x20 && c != '\t' && c != '\n' && c != '\r' && c != '\f')
+            buf_putc(b, ' ');
+        else if (c < 0x80)
+            buf_putc(b, (char)c);
+        else if (c < 0xA0)
+            put_utf8(b, CP1252_HIGH[c - 0x80]);
+        else
+            put_utf8(b, c);
+    }
+}
+
+/* Decodes with iconv; each byte it cannot convert becomes U+FFFD and decoding carries on. Returns -1 when
+ * iconv does not know the encoding. */
+static int iconv_decode_into(buf_t *b, const char *s, size_t len, const char *encoding)
+{
+    iconv_t cd = iconv_open("UTF-8", encoding);
+    if (cd == (iconv_t)-1)
+        return -1;
+    buf_t raw = BUF_INIT;
+    char *in = (char *)s;
+    size_t inleft = len;
+    while (inleft > 0) {
+        buf_reserve(&raw, inleft * 2 + 16);
+        char *out = raw.data + raw.len;
+        size_t outleft = raw.cap - raw.len - 1;
+        size_t rc = iconv(cd, &in, &inleft, &out, &outleft);
+        raw.len = (size_t)(out - raw.data);
+        if (rc != (size_t)-1)
+            break;
+        if (errno == E2BIG)
+            continue;
+        /* EILSEQ (bad sequence) or EINVAL (truncated at the end): skip one byte. */
+        buf_append(&raw, REPLACEMENT, 3);
+        in++;
+        inleft--;
+    }
+    iconv_close(cd);
+    /* iconv's output is UTF-8 already, but control characters still have to go. */
+    utf8_sanitize_into(b, raw.data ? raw.data : "", raw.len);
+    buf_free(&raw);
+    return 0;
+}
+
+/* Finds `charset=VALUE` in s (a Content-Type value or the inside of a <meta> tag); copies VALUE to out. */
+static int charset_find(const char *s, size_t len, char *out, size_t outlen)
+{
+    static const char key[] = "charset";
+    const size_t klen = sizeof(key) - 1;
+    for (size_t i = 0; i + klen <= len; i++) {
+        if (strncasecmp(s + i, key, klen) != 0)
+            continue;
+        size_t j = i + klen;
+        while (j < len && (s[j] == ' ' || s[j] == '\t'))
+            j++;
+        if (j >= len || s[j] != '=')
+            continue;
+        j++;
+        while (j < len && (s[j] == ' ' || s[j] == '\t' || s[j] == '"' || s[j] == '\''))
+            j++;
+        size_t n = 0;
+        while (j < len && n + 1 < outlen &&
+               ((s[j] >= 'a' && s[j] <= 'z') || (s[j] >= 'A' && s[j] <= 'Z') ||
+                (s[j] >= '0' && s[j] <= '9') || s[j] == '-' || s[j] == '_' || s[j] == '.' || s[j] == ':'))
+            out[n++] = s[j++];
+        out[n] = '\0';
+        if (n > 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* Looks for a charset in the <meta> tags near the start of the document. */
+static int charset_from_meta(const char *html, size_t len, char *out, size_t outlen)
+{
+    size_t end = len < META_PRESCAN_BYTES ? len : META_PRESCAN_BYTES;
+    for (size_t i = 0; i + 5 < end; i++) {
+        if (html[i] != '<' || strncasecmp(html + i + 1, "meta", 4) != 0)
+            continue;
+        const char *close = memchr(html + i, '>', end - i);
+        if (close == NULL)
+            return 0;
+        if (charset_find(html + i, (size_t)(close - (html + i)), out, outlen))
+            return 1;
+    }
+    return 0;
+}
+
+/* Maps a charset label to the name the decoders use; "" for labels that mean UTF-8. Labels that the WHATWG
+ * Encoding Standard reads as windows-1252 (latin1, ascii, ...) are mapped to it, because pages that say
+ * ISO-8859-1 routinely contain curly quotes and euro signs from the 0x80-0x9F range. */
+static const char *charset_normalize(const char *label)
+{
+    static const char *const utf8[] = {"utf-8", "utf8", "unicode-1-1-utf-8", "unicode11utf8",
+                                       "x-unicode20utf8"};
+    static const char *const cp1252[] = {"windows-1252", "cp1252",     "x-cp1252", "iso-8859-1",
+                                         "iso8859-1",    "iso_8859-1", "iso88591", "latin1",
+                                         "l1",           "ascii",      "us-ascii", "ansi_x3.4-1968",
+                                         "iso-ir-100",   "cp819",      "ibm819"};
+    for (size_t i = 0; i < sizeof(utf8) / sizeof(utf8[0]); i++)
+        if (strcasecmp(label, utf8[i]) == 0)
+            return "";
+    for (size_t i = 0; i < sizeof(cp1252) / sizeof(cp1252[0]); i++)
+        if (strcasecmp(label, cp1252[i]) == 0)
+            return "windows-1252";
+    /* A <meta> cannot really declare UTF-16 (the bytes to read it would already be UTF-16): browsers treat
+     * the claim as UTF-8, and a real UTF-16 document is caught by its BOM before we get here. */
+    if (strncasecmp(label, "utf-16", 6) == 0 || strncasecmp(label, "utf16", 5) == 0)
+        return "";
+    return label;
+}
+
+/* Decodes html to sanitized UTF-8 in b; records the encoding used in enc. */
+static void input_decode(const char *html, size_t len, const char *content_type, buf_t *b, char *enc,
+                         size_t enclen)
+{
+    /* A byte order mark beats every declaration, as in browsers. */
+    if (len >= 3 && memcmp(html, "\xEF\xBB\xBF", 3) == 0) {
+        snprintf(enc, enclen, "UTF-8");
+        utf8_sanitize_into(b, html + 3, len - 3);
+        return;
+    }
+    if (len >= 2 && (memcmp(html, "\xFF\xFE", 2) == 0 || memcmp(html, "\xFE\xFF", 2) == 0)) {
+        const char *e = html[0] == '\xFF' ? "UTF-16LE" : "UTF-16BE";
+        if (iconv_decode_into(b, html + 2, len - 2, e) == 0) {
+            snprintf(enc, enclen, "%s", e);
+            return;
+        }
+    }
+
+    char label[64] = "";
+    int declared =
+        (content_type != NULL && charset_find(content_type, strlen(content_type), label, sizeof(label))) ||
+        charset_from_meta(html, len, label, sizeof(label));
+    if (declared) {
+        const char *name = charset_normalize(label);
+        if (strcmp(name, "windows-1252") == 0) {
+            snprintf(enc, enclen, "windows-1252");
+            cp1252_decode_into(b, html, len);
+            return;
+        }
+        if (*name == '\0') {
+            snprintf(enc, enclen, "UTF-8");
+            utf8_sanitize_into(b, html, len);
+            return;
+        }
+        if (iconv_decode_into(b, html, len, name) == 0) {
+            snprintf(enc, enclen, "%s", name);
+            return;
+        }
+        /* A label nobody knows: treated as undeclared. */
+    }
+    /* Undeclared (or unknown): UTF-8 when the bytes say so. A page with more than a stray bad byte per
+     * kilobyte is almost certainly a legacy single-byte page, and windows-1252 is what browsers guess for
+     * the western pages that make up most of what we scrape. */
+    if (utf8_invalid_count(html, len) <= len / 1024) {
+        snprintf(enc, enclen, "UTF-8");
+        utf8_sanitize_into(b, html, len);
+    } else {
+        snprintf(enc, enclen, "windows-1252");
+        cp1252_decode_into(b, html, len);
+    }
+}
+
+/* ------------------------------------------------------------------------------------------------------------
+ * Tree walking. Every walk is iterative (next/parent pointers), so no nesting depth can overflow our stack.
+ * ------------------------------------------------------------------------------------------------------------
+ */
+
+typedef struct st_walk_ops_t {
+    /* Called on entering a node; returns nonzero to descend into its children. */
+    int (*enter)(xmlNode *n, void *ctx);
+    /* Called on leaving a node (also when enter declined to descend). May be NULL. */
+    void (*leave)(xmlNode *n, void *ctx);
+} walk_ops_t;
+
+static void walk(xmlNode *top, const walk_ops_t *ops, void *ctx)
+{
+    xmlNode *n = top;
+    while (n != NULL) {
+        if (ops->enter(n, ctx) && n->children != NULL) {
+            n = n->children;
+            continue;
+        }
+        for (;;) {
+            if (ops->leave != NULL)
+                ops->leave(n, ctx);
+            if (n == top) {
+                n = NULL;
+                break;
+            }
+            if (n->next != NULL) {
+                n = n->next;
+                break;
+            }
+            n = n->parent;
+        }
+    }
+}
+
+static int is_tag(const xmlNode *n, const char *name)
+{
+    return n->type == XML_ELEMENT_NODE && n->name != NULL && strcmp((const char *)n->name, name) == 0;
+}
+
+static int tag_in(const xmlNode *n, const char *const *names)
+{
+    if (n->type != XML_ELEMENT_NODE || n->name == NULL)
+        return 0;
+    for (; *names != NULL; names++)
+        if (strcmp((const char *)n->name, *names) == 0)
+            return 1;
+    return 0;
+}
+
+/* The value of attribute name (the HTML parser lowercases names), without copying; NULL when absent. Values
+ * the parser stored as anything but a single text node are ignored: they do not occur in parsed HTML. */
+static const char *attr_get(const xmlNode *n, const char *name)
+{
+    for (const xmlAttr *a = n->properties; a != NULL; a = a->next) {
+        if (a->name == NULL || strcasecmp((const char *)a->name, name) != 0)
+            continue;
+        if (a->children == NULL)
+            return "";
+        if (a->children->type == XML_TEXT_NODE && a->children->content != NULL)
+            return (const char *)a->children->content;
+        return "";
+    }
+    return NULL;
+}
+
+static int attr_has(const xmlNode *n, const char *name)
+{
+    return attr_get(n, name) != NULL;
+}
+
+/* ------------------------------------------------------------------------------------------------------------
+ * Boilerplate detection.
+ * ------------------------------------------------------------------------------------------------------------
+ */
+
+/* Never content, whatever the page: dropped without looking further. */
+static const char *const TAGS_NEVER[] = {
+    "head",   "script", "style",  "noscript", "template", "svg",      "iframe", "button", "nav",    "aside",
+    "header", "footer", "select", "option",   "input",    "textarea", "object", "embed",  "canvas", "video",
+    "audio",  "map",    "dialog", "menu",     "link",     "meta",     "title",  "label",  NULL};
+
+/* Block-level: starts and ends a paragraph in the output. */
+static const char *const TAGS_BLOCK[] = {
+    "address", "article", "aside", "blockquote", "body",     "caption",    "center", "dd",      "details",
+    "dialog",  "div",     "dl",    "dt",         "fieldset", "figcaption", "figure", "footer",  "form",
+    "h1",      "h2",      "h3",    "h4",         "h5",       "h6",         "header", "hr",      "html",
+    "legend",  "li",      "main",  "nav",        "ol",       "p",          "pre",    "section", "summary",
+    "table",   "tbody",   "td",    "tfoot",      "th",       "thead",      "tr",     "ul",      NULL};
+
+/* Elements whose own (inline) text makes them a paragraph for scoring. */
+static const char *const TAGS_PARAGRAPH[] = {"p",   "pre",     "td",      "blockquote", "li",     "dd",
+                                             "div", "section", "article", "main",       "center", NULL};
+
+/* Containers whose class/id are trusted over the word list: WordPress, for one, puts taxonomy classes such as
+ * "tag-social-media" on <article> and "has-sidebar" on <body>. */
+static const char *const TAGS_NO_CLASS_CHECK[] = {"html", "body", "article", "main", NULL};
+
+typedef struct st_word_t {
+    const char *word;
+    unsigned char substring; /* match anywhere in a token ("mainsidebar"), not only the whole token */
+    unsigned char rescue;    /* may be kept anyway when it holds most of the page's text (see soft_resolve) */
+} word_t;
+
+/* Words in class/id/aria-label tokens that mark boilerplate. Short words match whole tokens only ("ad" must
+ * not hit "header" or "download"); long ones match inside a token, which catches "commentlist" and
+ * "siteFooter". The rescue flag is off for things that are never the main text however long they are. */
+static const word_t BOILER_WORDS[] = {
+    {"ad", 0, 0},           {"ads", 0, 0},      {"advert", 1, 0},      {"sponsor", 1, 0},
+    {"promo", 0, 0},        {"nav", 0, 1},      {"navbar", 1, 1},      {"navigation", 1, 1},
+    {"menu", 1, 1},         {"menubar", 1, 1},  {"dropdown", 1, 1},    {"header", 0, 1},
+    {"masthead", 1, 1},     {"footer", 1, 1},   {"sidebar", 1, 1},     {"widget", 0, 1},
+    {"banner", 0, 1},       {"toolbar", 1, 1},  {"breadcrumb", 1, 0},  {"breadcrumbs", 1, 0},
+    {"comment", 1, 0},      {"comments", 1, 0}, {"disqus", 1, 0},      {"share", 0, 0},
+    {"shares", 0, 0},       {"sharing", 0, 0},  {"sharebar", 1, 0},    {"sharethis", 1, 0},
+    {"addthis", 1, 0},      {"social", 1, 0},   {"cookie", 1, 0},      {"cookies", 1, 0},
+    {"consent", 1, 0},      {"gdpr", 1, 0},     {"newsletter", 1, 0},  {"subscribe", 1, 0},
+    {"subscription", 1, 0}, {"signup", 1, 0},   {"related", 1, 1},     {"popup", 1, 0},
+    {"modal", 1, 0},        {"overlay", 1, 0},  {"outbrain", 1, 0},    {"taboola", 1, 0},
+    {"pagination", 1, 1},   {"pager", 0, 1},    {"skip", 0, 0},        {"tooltip", 1, 0},
+    {"login", 1, 0},        {"paywall", 1, 0},  {"recommended", 1, 1}, {"trending", 1, 1},
+};
+
+/* ARIA roles that are never the main text. */
+static const char *const ROLES_BOILER[] = {"navigation", "banner",  "contentinfo", "complementary", "search",
+                                           "menu",       "menubar", "dialog",      "alertdialog",   "tooltip",
+                                           "toolbar",    "tablist", NULL};
+
+/* How a token list matched: 0 no, 1 yes but rescuable, 2 yes and never rescued. */
+static int words_match(const char *s)
+{
+    int result = 0;
+    char tok[64];
+    while (*s != '\0' && result < 2) {
+        while (*s != '\0' &&
+               !((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9')))
+            s++;
+        size_t n = 0;
+        while ((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9')) {
+            if (n + 1 < sizeof(tok))
+                tok[n++] = (char)((*s >= 'A' && *s <= 'Z') ? *s + 32 : *s);
+            s++;
+        }
+        tok[n] = '\0';
+        if (n == 0)
+            continue;
+        for (size_t i = 0; i < sizeof(BOILER_WORDS) / sizeof(BOILER_WORDS[0]); i++) {
+            const word_t *w = &BOILER_WORDS[i];
+            if (w->substring ? strstr(tok, w->word) != NULL : strcmp(tok, w->word) == 0) {
+                int r = w->rescue ? 1 : 2;
+                if (r > result)
+                    result = r;
+            }
+        }
+    }
+    return result;
+}
+
+static int style_hidden(const char *style)
+{
+    /* Compare with the whitespace removed, so "display : none" counts too. */
+    char s[256];
+    size_t n = 0;
+    for (; *style != '\0' && n + 1 < sizeof(s); style++)
+        if (*style != ' ' && *style != '\t' && *style != '\n' && *style != '\r')
+            s[n++] = (char)((*style >= 'A' && *style <= 'Z') ? *style + 32 : *style);
+    s[n] = '\0';
+    return strstr(s, "display:none") != NULL || strstr(s, "visibility:hidden") != NULL;
+}
+
+enum { BOILER_NO = 0, BOILER_SOFT = 1, BOILER_HARD = 2 };
+
+/* Classifies an element from its own markup. SOFT ones are dropped unless soft_resolve finds they hold most
+ * of the page's text: a false positive on a page-wide wrapper would otherwise lose the whole article. */
+static int boiler_classify(const xmlNode *n)
+{
+    if (tag_in(n, TAGS_NEVER))
+        return BOILER_HARD;
+    if (attr_has(n, "hidden"))
+        return BOILER_HARD;
+    const char *v;
+    if ((v = attr_get(n, "style")) != NULL && style_hidden(v))
+        return BOILER_HARD;
+    int soft = 0;
+    if ((v = attr_get(n, "role")) != NULL) {
+        for (const char *const *r = ROLES_BOILER; *r != NULL; r++)
+            if (strcasecmp(v, *r) == 0)
+                return BOILER_HARD;
+        if (strcasecmp(v, "main") == 0 || strcasecmp(v, "article") == 0)
+            return BOILER_NO;
+    }
+    if (tag_in(n, TAGS_NO_CLASS_CHECK))
+        return BOILER_NO;
+    if (is_tag(n, "form"))
+        soft = 1; /* ASP.NET pages wrap everything in one <form> */
+    if ((v = attr_get(n, "aria-hidden")) != NULL && strcasecmp(v, "true") == 0)
+        soft = 1;
+    static const char *const attrs[] = {"class", "id", "aria-label", NULL};
+    for (const char *const *a = attrs; *a != NULL; a++) {
+        if ((v = attr_get(n, *a)) == NULL)
+            continue;
+        int m = words_match(v);
+        if (m == 2)
+            return BOILER_HARD;
+        if (m == 1)
+            soft = 1;
+    }
+    return soft ? BOILER_SOFT : BOILER_NO;
+}
+
+/* ------------------------------------------------------------------------------------------------------------
+ * Measuring: one post-order pass sums, for every element, the visible text below it. Per-element data lives
+ * in an array; node->_private holds the index + 1 (libxml leaves _private to the application).
+ * ------------------------------------------------------------------------------------------------------------
+ */
+
+typedef struct st_info_t {
+    xmlNode *node;
+    size_t text;          /* visible non-space characters in the subtree */
+    size_t link;          /* of those, inside <a> */
+    size_t inline_;       /* not inside a block-level descendant: the element's own paragraph text */
+    size_t commas;        /* commas in inline_ text, a readability signal for prose */
+    double score;         /* content score from the paragraphs below */
+    unsigned char boiler; /* BOILER_* from the markup */
+    unsigned char skip;   /* dropped: boiler HARD, or SOFT and not rescued */
+    unsigned char block;
+} info_t;
+
+typedef struct st_measure_t {
+    info_t *info;
+    size_t count, cap;
+    int first_pass;    /* assigns indexes and classifies; later passes reuse both */
+    size_t link_depth; /* how many <a> we are inside */
+} measure_t;
+
+static info_t *info_of(const measure_t *m, const xmlNode *n)
+{
+    uintptr_t i = (uintptr_t)n->_private;
+    return (n->type == XML_ELEMENT_NODE && i != 0 && i <= m->count) ? &m->info[i - 1] : NULL;
+}
+
+static int is_space_at(const unsigned char *p, size_t *adv);
+
+/* Non-space characters and commas in a text node. */
+static void text_measure(const char *s, size_t *chars, size_t *commas)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p != '\0') {
+        size_t adv;
+        if (is_space_at(p, &adv)) {
+            p += adv;
+            continue;
+        }
+        if (*p == ',')
+            (*commas)++;
+        if ((*p & 0xC0) != 0x80)
+            (*chars)++;
+        p++;
+    }
+}
+
+static int measure_enter(xmlNode *n, void *ctx)
+{
+    measure_t *m = ctx;
+    if (n->type == XML_TEXT_NODE || n->type == XML_CDATA_SECTION_NODE) {
+        if (n->content == NULL || n->parent == NULL)
+            return 0;
+        info_t *p = info_of(m, n->parent);
+        if (p == NULL)
+            return 0;
+        size_t chars = 0, commas = 0;
+        text_measure((const char *)n->content, &chars, &commas);
+        p->text += chars;
+        p->inline_ += chars;
+        p->commas += commas;
+        if (m->link_depth > 0)
+            p->link += chars;
+        return 0;
+    }
+    if (n->type != XML_ELEMENT_NODE && n->type != XML_DOCUMENT_NODE && n->type != XML_HTML_DOCUMENT_NODE)
+        return 0;
+    if (n->type != XML_ELEMENT_NODE)
+        return 1;
+    info_t *inf;
+    if (m->first_pass) {
+        if (m->count == m->cap) {
+            m->cap = m->cap ? m->cap * 2 : 256;
+            m->info = xrealloc(m->info, m->cap * sizeof(*m->info));
+        }
+        inf = &m->info[m->count++];
+        memset(inf, 0, sizeof(*inf));
+        inf->node = n;
+        n->_private = (void *)(uintptr_t)m->count;
+        inf->boiler = (unsigned char)boiler_classify(n);
+        inf->skip = inf->boiler == BOILER_HARD;
+        inf->block = (unsigned char)tag_in(n, TAGS_BLOCK);
+    } else {
+        inf = info_of(m, n);
+        if (inf == NULL)
+            return 0;
+        inf->text = inf->link = inf->inline_ = inf->commas = 0;
+        inf->score = 0;
+    }
+    if (inf->skip)
+        return 0;
+    if (is_tag(n, "a"))
+        m->link_depth++;
+    return 1;
+}
+
+static void measure_leave(xmlNode *n, void *ctx)
+{
+    measure_t *m = ctx;
+    info_t *inf = info_of(m, n);
+    if (inf == NULL || inf->skip)
+        return;
+    if (is_tag(n, "a") && m->link_depth > 0)
+        m->link_depth--;
+    info_t *p = n->parent != NULL ? info_of(m, n->parent) : NULL;
+    if (p == NULL)
+        return;
+    p->text += inf->text;
+    p->link += inf->link;
+    if (!inf->block) {
+        /* Inline markup (<b>, <a>, <span>) is part of the parent's paragraph. */
+        p->inline_ += inf->inline_;
+        p->commas += inf->commas;
+    }
+}
+
+static void measure(xmlNode *root, measure_t *m)
+{
+    static const walk_ops_t ops = {measure_enter, measure_leave};
+    m->link_depth = 0;
+    walk(root, &ops, m);
+}
+
+/* Decides the SOFT elements: kept only when they hold at least half of the page's text, at least 500
+ * characters of it outside links, and are not link lists. The first pass measured with every SOFT element
+ * included, so the numbers compare like with like. */
+static void soft_resolve(xmlNode *root, measure_t *m)
+{
+    info_t *top = info_of(m, root);
+    size_t total = top != NULL ? top->text - top->link : 0;
+    for (size_t i = 0; i < m->count; i++) {
+        info_t *inf = &m->info[i];
+        if (inf->boiler != BOILER_SOFT)
+            continue;
+        size_t useful = inf->text - inf->link;
+        int rescued = useful >= 500 && useful * 2 >= total && inf->link * 10 <= inf->text * 3;
+        inf->skip = !rescued;
+    }
+}
+
+static double link_density(const info_t *inf)
+{
+    return inf->text > 0 ? (double)inf->link / (double)inf->text : 0.0;
+}
+
+/* ------------------------------------------------------------------------------------------------------------
+ * Choosing the main container.
+ * ------------------------------------------------------------------------------------------------------------
+ */
+
+/* Semantic containers beyond this many are ignored; a page with more is a listing, not an article. */
+#define SEMANTIC_MAX 64
+
+typedef struct st_pick_t {
+    measure_t *m;
+    xmlNode *semantic[SEMANTIC_MAX]; /* <article>, <main>, role=main, in document order */
+    size_t nsemantic;
+} pick_t;
+
+static int is_semantic_main(const xmlNode *n)
+{
+    if (is_tag(n, "article") || is_tag(n, "main"))
+        return 1;
+    const char *role = attr_get(n, "role");
+    return role != NULL && strcasecmp(role, "main") == 0;
+}
+
+static size_t useful_text(const info_t *inf)
+{
+    return inf->text - inf->link;
+}
+
+/* Scores paragraphs into their ancestors and collects the semantic containers, in one walk. */
+static int pick_enter(xmlNode *n, void *ctx)
+{
+    pick_t *pk = ctx;
+    if (n->type != XML_ELEMENT_NODE)
+        return n->type == XML_DOCUMENT_NODE || n->type == XML_HTML_DOCUMENT_NODE;
+    info_t *inf = info_of(pk->m, n);
+    if (inf == NULL || inf->skip)
+        return 0;
+    if (is_semantic_main(n) && pk->nsemantic < SEMANTIC_MAX)
+        pk->semantic[pk->nsemantic++] = n;
+    if (tag_in(n, TAGS_PARAGRAPH) && inf->inline_ >= 25) {
+        /* Readability's formula: a point per paragraph, one per comma, one per 100 characters (at most 3),
+         * given in full to the parent, half to the grandparent, a third to the great-grandparent. */
+        double s = 1.0 + (double)inf->commas + (inf->inline_ / 100 < 3 ? (double)(inf->inline_ / 100) : 3.0);
+        double div = 1.0;
+        for (xmlNode *a = n->parent; a != NULL && div <= 3.0; a = a->parent, div += 1.0) {
+            info_t *ai = info_of(pk->m, a);
+            if (ai == NULL)
+                break;
+            ai->score += s / div;
+        }
+    }
+    return 1;
+}
+
+static int is_ancestor(const xmlNode *a, const xmlNode *n)
+{
+    for (n = n->parent; n != NULL; n = n->parent)
+        if (n == a)
+            return 1;
+    return 0;
+}
+
+/* The semantic container to use, or NULL. The one with the most text wins, but a container nested in it that
+ * holds most of that text is better still: <main> often wraps the <article> plus "more stories" lists that
+ * the word list did not catch. */
+static xmlNode *semantic_best(const pick_t *pk)
+{
+    xmlNode *best = NULL;
+    size_t best_useful = 0;
+    for (size_t i = 0; i < pk->nsemantic; i++) {
+        size_t u = useful_text(info_of(pk->m, pk->semantic[i]));
+        if (best == NULL || u > best_useful)
+            best = pk->semantic[i], best_useful = u;
+    }
+    for (int again = best != NULL; again;) {
+        again = 0;
+        for (size_t i = 0; i < pk->nsemantic; i++) {
+            xmlNode *c = pk->semantic[i];
+            size_t u = useful_text(info_of(pk->m, c));
+            if (c != best && u * 10 >= best_useful * 6 && is_ancestor(best, c)) {
+                best = c, best_useful = u;
+                again = 1;
+                break;
+            }
+        }
+    }
+    return best;
+}
+
+typedef struct st_choice_t {
+    xmlNode *root;    /* the main container */
+    double threshold; /* > 0: also its siblings that pass sibling_take with this threshold */
+} choice_t;
+
+static double final_score(const info_t *inf)
+{
+    return inf->score * (1.0 - link_density(inf));
+}
+
+/* Content split across siblings (a lede in one div, the body in the next) is collected too. */
+static int sibling_take(const measure_t *m, const xmlNode *s, double threshold)
+{
+    const info_t *si = info_of(m, s);
+    return si != NULL && !si->skip &&
+           (final_score(si) >= threshold || (is_tag(s, "p") && si->text >= 80 && link_density(si) < 0.25));
+}
+
+static void choose(xmlNode *root, measure_t *m, choice_t *out)
+{
+    pick_t pk = {.m = m};
+    static const walk_ops_t ops = {pick_enter, NULL};
+    walk(root, &ops, &pk);
+
+    out->root = root;
+    out->threshold = 0;
+    xmlNode *sem = semantic_best(&pk);
+    size_t total_useful = useful_text(info_of(m, root));
+    if (sem != NULL) {
+        size_t u = useful_text(info_of(m, sem));
+        if (u >= 140 || u * 2 >= total_useful) {
+            out->root = sem;
+            return;
+        }
+    }
+
+    /* Readability-style: the element with the best score from the paragraphs below it. */
+    xmlNode *best = NULL;
+    double best_score = 0;
+    for (size_t i = 0; i < m->count; i++) {
+        const info_t *inf = &m->info[i];
+        if (inf->skip || inf->score <= 0)
+            continue;
+        double s = final_score(inf);
+        if (s > best_score)
+            best_score = s, best = inf->node;
+    }
+    if (best == NULL)
+        return;
+    out->root = best;
+    if (best->parent != NULL && best->parent->type == XML_ELEMENT_NODE)
+        out->threshold = best_score * 0.2 > 10 ? best_score * 0.2 : 10;
+}
+
+/* ------------------------------------------------------------------------------------------------------------
+ * Emitting text.
+ * ------------------------------------------------------------------------------------------------------------
+ */
+
+enum { PEND_NONE, PEND_SPACE, PEND_LINE, PEND_PARA };
+
+typedef struct st_emit_t {
+    measure_t *m;
+    xmlNode *root;
+    buf_t out;
+    int pending;
+    size_t pre_depth;
+    size_t pre_newlines; /* newlines inside <pre> not written yet */
+    int full;
+} emit_t;
+
+/* Whitespace for collapsing: ASCII space characters, no-break space, the Unicode spaces U+2000-U+200A,
+ * U+202F, U+205F and U+3000. */
+static int is_space_at(const unsigned char *p, size_t *adv)
+{
+    if (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r' || *p == '\f' || *p == '\v') {
+        *adv = 1;
+        return 1;
+    }
+    if (p[0] == 0xC2 && p[1] == 0xA0) {
+        *adv = 2;
+        return 1;
+    }
+    if (p[0] == 0xE2 && p[1] == 0x80 && p[2] != 0 && ((p[2] >= 0x80 && p[2] <= 0x8A) || p[2] == 0xAF)) {
+        *adv = 3;
+        return 1;
+    }
+    if ((p[0] == 0xE2 && p[1] == 0x81 && p[2] == 0x9F) || (p[0] == 0xE3 && p[1] == 0x80 && p[2] == 0x80)) {
+        *adv = 3;
+        return 1;
+    }
+    return 0;
+}
+
+/* Invisible characters that only get in the way of whoever reads the text: zero-width spaces and joiners,
+ * soft hyphens, the BOM. */
+static int is_invisible_at(const unsigned char *p, size_t *adv)
+{
+    if (p[0] == 0xC2 && p[1] == 0xAD) {
+        *adv = 2;
+        return 1;
+    }
+    if (p[0] == 0xE2 && p[1] == 0x80 && p[2] >= 0x8B && p[2] <= 0x8D) {
+        *adv = 3;
+        return 1;
+    }
+    if (p[0] == 0xEF && p[1] == 0xBB && p[2] == 0xBF) {
+        *adv = 3;
+        return 1;
+    }
+    return 0;
+}
+
+static void emit_pending(emit_t *e)
+{
+    if (e->out.len > 0) {
+        if (e->pending == PEND_PARA)
+            buf_append(&e->out, "\n\n", 2);
+        else if (e->pre_newlines > 0)
+            for (size_t i = 0; i < e->pre_newlines; i++)
+                buf_putc(&e->out, '\n');
+        else if (e->pending == PEND_LINE)
+            buf_putc(&e->out, '\n');
+        else if (e->pending == PEND_SPACE)
+            buf_putc(&e->out, ' ');
+    }
+    e->pending = PEND_NONE;
+    e->pre_newlines = 0;
+}
+
+static void emit_text(emit_t *e, const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p != '\0') {
+        if (e->out.len >= EXTRACT_TEXT_MAX) {
+            e->full = 1;
+            return;
+        }
+        size_t adv;
+        if (is_invisible_at(p, &adv)) {
+            p += adv;
+            continue;
+        }
+        if (e->pre_depth > 0 && (*p == '\n' || *p == '\r')) {
+            /* Code keeps its lines ("\r\n" counts once). They are held back until more code follows, so that
+             * a trailing newline before the end of the block does not add to the paragraph break. */
+            if (*p == '\r' && p[1] == '\n')
+                p++;
+            if (e->pending != PEND_PARA)
+                e->pre_newlines++;
+            p++;
+            continue;
+        }
+        if (e->pre_depth > 0 && (*p == ' ' || *p == '\t')) {
+            if (e->pending != PEND_NONE || e->pre_newlines > 0)
+                emit_pending(e);
+            buf_putc(&e->out, (char)*p);
+            p++;
+            continue;
+        }
+        if (is_space_at(p, &adv)) {
+            if (e->pending == PEND_NONE)
+                e->pending = PEND_SPACE;
+            p += adv;
+            continue;
+        }
+        emit_pending(e);
+        /* Copy the run of ordinary characters up to the next space in one go. */
+        const unsigned char *start = p;
+        while (*p != '\0' && !is_space_at(p, &adv) && !is_invisible_at(p, &adv) &&
+               !(e->pre_depth > 0 && (*p == '\n' || *p == '\r')))
+            p++;
+        buf_append(&e->out, start, (size_t)(p - start));
+    }
+}
+
+static void emit_block_break(emit_t *e)
+{
+    e->pending = PEND_PARA;
+    e->pre_newlines = 0;
+}
+
+/* Inside the chosen container, lists and boxes that are mostly links (tag clouds, "see also" lists, tables of
+ * contents) are navigation that the word list missed. */
+static int link_box(const emit_t *e, const xmlNode *n, const info_t *inf)
+{
+    static const char *const boxes[] = {"ul", "ol", "dl", "div", "section", "table", "p", NULL};
+    return n != e->root && tag_in(n, boxes) && inf->text > 0 && link_density(inf) > 0.6 &&
+           !(is_tag(n, "p") && inf->text >= 80);
+}
+
+static int emit_enter(xmlNode *n, void *ctx)
+{
+    emit_t *e = ctx;
+    if (e->full)
+        return 0;
+    if (n->type == XML_TEXT_NODE || n->type == XML_CDATA_SECTION_NODE) {
+        if (n->content != NULL)
+            emit_text(e, (const char *)n->content);
+        return 0;
+    }
+    if (n->type != XML_ELEMENT_NODE)
+        return 0;
+    const info_t *inf = info_of(e->m, n);
+    if (inf == NULL || inf->skip || link_box(e, n, inf))
+        return 0;
+    if (is_tag(n, "br")) {
+        e->pending = e->pending == PEND_LINE ? PEND_PARA : (e->pending == PEND_PARA ? PEND_PARA : PEND_LINE);
+        return 0;
+    }
+    if (inf->block)
+        emit_block_break(e);
+    if (is_tag(n, "pre"))
+        e->pre_depth++;
+    return 1;
+}
+
+static void emit_leave(xmlNode *n, void *ctx)
+{
+    emit_t *e = ctx;
+    if (n->type != XML_ELEMENT_NODE)
+        return;
+    const info_t *inf = info_of(e->m, n);
+    if (inf == NULL || inf->skip)
+        return;
+    if (is_tag(n, "pre") && e->pre_depth > 0)
+        e->pre_depth--;
+    if (inf->block)
+        emit_block_break(e);
+}
+
+/* Cuts s to at most max bytes at a character boundary, then drops trailing whitespace. */
+static void utf8_truncate(buf_t *b, size_t max)
+{
+    if (b->len > max) {
+        size_t n = max;
+        while (n > 0 && ((unsigned char)b->data[n] & 0xC0) == 0x80)
+            n--;
+        b->len = n;
+        b->data[n] = '\0';
+    }
+    while (b->len > 0 && (b->data[b->len - 1] == ' ' || b->data[b->len - 1] == '\n'))
+        b->data[--b->len] = '\0';
+}
+
+static char *emit_main(measure_t *m, const choice_t *c)
+{
+    emit_t e = {.m = m, .root = c->root, .out = BUF_INIT};
+    static const walk_ops_t ops = {emit_enter, emit_leave};
+    if (c->threshold > 0) {
+        for (xmlNode *s = c->root->parent->children; s != NULL && !e.full; s = s->next) {
+            if (s == c->root || sibling_take(m, s, c->threshold)) {
+                e.root = s;
+                walk(s, &ops, &e);
+            }
+        }
+    } else {
+        walk(c->root, &ops, &e);
+    }
+    utf8_truncate(&e.out, EXTRACT_TEXT_MAX);
+    return buf_release(&e.out);
+}
+
+/* ------------------------------------------------------------------------------------------------------------
+ * Title.
+ * ------------------------------------------------------------------------------------------------------------
+ */
+
+typedef struct st_find_t {
+    const char *tag;
+    xmlNode *found;
+} find_t;
+
+static int find_enter(xmlNode *n, void *ctx)
+{
+    find_t *f = ctx;
+    if (f->found != NULL)
+        return 0;
+    if (n->type == XML_ELEMENT_NODE && strcmp((const char *)n->name, f->tag) == 0) {
+        if (strcmp(f->tag, "meta") == 0) {
+            const char *prop = attr_get(n, "property");
+            if (prop == NULL)
+                prop = attr_get(n, "name");
+            const char *content = attr_get(n, "content");
+            if (prop == NULL || strcasecmp(prop, "og:title") != 0 || content == NULL)
+                return 0;
+        }
+        f->found = n;
+        return 0;
+    }
+    return n->type == XML_ELEMENT_NODE || n->type == XML_DOCUMENT_NODE || n->type == XML_HTML_DOCUMENT_NODE;
+}
+
+static xmlNode *find_first(xmlNode *root, const char *tag)
+{
+    find_t f = {tag, NULL};
+    static const walk_ops_t ops = {find_enter, NULL};
+    walk(root, &ops, &f);
+    return f.found;
+}
+
+static int title_text_enter(xmlNode *n, void *ctx)
+{
+    emit_t *e = ctx;
+    if (e->out.len >= EXTRACT_TITLE_MAX) {
+        e->full = 1;
+        return 0;
+    }
+    if (n->type == XML_TEXT_NODE || n->type == XML_CDATA_SECTION_NODE) {
+        if (n->content != NULL)
+            emit_text(e, (const char *)n->content);
+        return 0;
+    }
+    if (n->type == XML_ELEMENT_NODE && (is_tag(n, "script") || is_tag(n, "style")))
+        return 0;
+    if (n->type == XML_ELEMENT_NODE && is_tag(n, "br"))
+        e->pending = PEND_SPACE;
+    return n->type == XML_ELEMENT_NODE;
+}
+
+/* All text below n as one whitespace-collapsed line. */
+static char *title_from(xmlNode *n, const char *attr_value)
+{
+    emit_t e = {.out = BUF_INIT};
+    if (attr_value != NULL) {
+        emit_text(&e, attr_value);
+    } else {
+        static const walk_ops_t ops = {title_text_enter, NULL};
+        walk(n, &ops, &e);
+    }
+    utf8_truncate(&e.out, EXTRACT_TITLE_MAX);
+    return buf_release(&e.out);
+}
+
+static char *title_find(xmlNode *root)
+{
+    xmlNode *n;
+    char *t;
+    if ((n = find_first(root, "title")) != NULL) {
+        if (*(t = title_from(n, NULL)) != '\0')
+            return t;
+        free(t);
+    }
+    if ((n = find_first(root, "meta")) != NULL) {
+        if (*(t = title_from(n, attr_get(n, "content"))) != '\0')
+            return t;
+        free(t);
+    }
+    if ((n = find_first(root, "h1")) != NULL)
+        return title_from(n, NULL);
+    return xstrdup("");
+}
+
+/* ------------------------------------------------------------------------------------------------------------
+ */
+
+int extract_html(const char *html, size_t len, const char *content_type, const char *url,
+                 extract_result_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->title = xstrdup("");
+    out->text = xstrdup("");
+    snprintf(out->encoding, sizeof(out->encoding), "UTF-8");
+    if (html == NULL || len == 0)
+        return 0;
+    if (len > EXTRACT_INPUT_MAX)
+        len = EXTRACT_INPUT_MAX;
+
+    buf_t utf8 = BUF_INIT;
+    input_decode(html, len, content_type, &utf8, out->encoding, sizeof(out->encoding));
+    if (utf8.len == 0 || utf8.len > INT32_MAX) {
+        buf_free(&utf8);
+        return 0;
+    }
+
+    /* HTML_PARSE_NOBLANKS is left out on purpose: it drops whitespace-only text nodes, which glues words
+     * together across inline tags ("<b>a</b> <i>b</i>"). HTML_PARSE_HUGE is left out to keep libxml's
+     * nesting-depth limit. HTML_PARSE_IGNORE_ENC because the input was already decoded to UTF-8. */
+    int opts = HTML_PARSE_RECOVER | HTML_PARSE_NOERROR | HTML_PARSE_NOWARNING | HTML_PARSE_NONET |
+               HTML_PARSE_IGNORE_ENC | HTML_PARSE_COMPACT;
+    htmlDocPtr doc = htmlReadMemory(utf8.data, (int)utf8.len, url, "UTF-8", opts);
+    buf_free(&utf8);
+    if (doc == NULL)
+        return -1;
+
+    xmlNode *root = xmlDocGetRootElement(doc);
+    if (root != NULL) {
+        free(out->title);
+        out->title = title_find((xmlNode *)doc);
+
+        measure_t m = {.first_pass = 1};
+        measure(root, &m);
+        soft_resolve(root, &m);
+        m.first_pass = 0;
+        measure(root, &m);
+        choice_t c;
+        choose(root, &m, &c);
+        free(out->text);
+        out->text = emit_main(&m, &c);
+        free(m.info);
+    }
+    out->text_len = strlen(out->text);
+    xmlFreeDoc(doc);
+    return 0;
+}
+
+void extract_result_free(extract_result_t *r)
+{
+    if (r == NULL)
+        return;
+    free(r->title);
+    free(r->text);
+    memset(r, 0, sizeof(*r));
+}
