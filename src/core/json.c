@@ -202,33 +202,42 @@ void jw_raw(json_writer_t *w, const char *json, size_t len)
     buf_append(w->out, json, len);
 }
 
-/* Measures nesting outside string literals; yajl itself reports every other syntax error. */
-static int depth_ok(const char *text, size_t len)
+/* Measures nesting outside string literals and refuses escaped NULs (yajl hands strings out NUL-terminated, so
+ * "a\u0000b" would silently become "a"); yajl itself reports every other syntax error. Returns 0, or -1 too
+ * deep, or -2 for a NUL. */
+static int scan(const char *text, size_t len)
 {
     int depth = 0, in_string = 0;
     for (size_t i = 0; i < len; i++) {
         char c = text[i];
         if (in_string) {
-            if (c == '\\')
+            if (c == '\\') {
+                if (i + 5 < len && text[i + 1] == 'u' && memcmp(text + i + 2, "0000", 4) == 0)
+                    return -2;
                 i++;
-            else if (c == '"')
+            } else if (c == '"')
                 in_string = 0;
         } else if (c == '"') {
             in_string = 1;
         } else if (c == '[' || c == '{') {
             if (++depth > JSON_MAX_DEPTH)
-                return 0;
+                return -1;
         } else if (c == ']' || c == '}') {
             depth--;
         }
     }
-    return 1;
+    return 0;
 }
 
 yajl_val json_parse(const char *text, size_t len, char *err, size_t errlen)
 {
-    if (!depth_ok(text, len)) {
+    int sc = scan(text, len);
+    if (sc == -1) {
         snprintf(err, errlen, "JSON nested deeper than %d levels", JSON_MAX_DEPTH);
+        return NULL;
+    }
+    if (sc == -2) {
+        snprintf(err, errlen, "NUL characters are not allowed in strings");
         return NULL;
     }
     for (size_t i = 0; i < len;) {

@@ -68,6 +68,11 @@ int main(void)
     TAP_OK(v == NULL && strstr(err, "UTF-8") != NULL, "invalid UTF-8 refused: %s", err);
     v = json_parse("{\"a\":\"x\0y\"}", 11, err, sizeof(err));
     TAP_OK(v == NULL, "embedded NUL refused");
+    v = json_parse("{\"a\":\"09:00\\u0000x\"}", strlen("{\"a\":\"09:00\\u0000x\"}"), err, sizeof(err));
+    TAP_OK(v == NULL && strstr(err, "NUL") != NULL, "escaped NUL refused rather than truncating: %s", err);
+    v = json_parse("{\"a\":\"\\\\u0000\"}", 15, err, sizeof(err));
+    TAP_OK(v != NULL, "an escaped backslash followed by u0000 is plain text");
+    yajl_tree_free(v);
 
     /* 100,000 nested arrays would overflow yajl's recursive free; the depth check stops them first. */
     size_t deep = 100000;
