@@ -1,8 +1,12 @@
 /* The route table: every path the service answers, who may call it, and its handler. */
+#include "http/articles.h"
 #include "http/auth.h"
 #include "http/credits.h"
 #include "http/handlers.h"
+#include "http/idempotency.h"
 #include "http/router.h"
+#include "http/timezones.h"
+#include "http/titles.h"
 
 const http_route_t http_routes[] = {
     {"GET", "/health", health_get, ROUTE_PUBLIC},
@@ -22,13 +26,30 @@ const http_route_t http_routes[] = {
     {"GET", "/credits/transactions", credits_transactions, ROUTE_USER},
     {"POST", "/credits/purchase", credits_purchase, ROUTE_USER},
     {"POST", "/admin/credits", credits_admin_grant, ROUTE_ADMIN},
+
+    {"POST", "/articles", articles_create, ROUTE_USER},
+    {"POST", "/generate", articles_create, ROUTE_USER},
+    {"GET", "/articles", articles_list, ROUTE_USER},
+    {"GET", "/articles/stats", articles_stats, ROUTE_USER},
+    {"GET", "/articles/{article_id}", articles_get, ROUTE_USER},
+    {"PATCH", "/articles/{article_id}", articles_patch, ROUTE_USER},
+    {"DELETE", "/articles/{article_id}", articles_delete, ROUTE_USER},
+    {"POST", "/articles/{article_id}/retry", articles_retry, ROUTE_USER},
+    {"POST", "/articles/{article_id}/deliver", articles_deliver, ROUTE_USER},
+    {"GET", "/articles/{article_id}/deliveries", articles_deliveries, ROUTE_USER},
+    {"GET", "/campaigns/{campaign_id}/articles", articles_of_campaign, ROUTE_USER},
+    {"POST", "/internal/article-complete", articles_internal_complete, ROUTE_INTERNAL},
+
+    {"PATCH", "/titles/{title_id}/verify", titles_verify, ROUTE_USER},
+    {"POST", "/generate/batch", titles_batch, ROUTE_USER},
 };
 
 const size_t http_route_count = sizeof(http_routes) / sizeof(http_routes[0]);
 
 int http_prepare_statements(db_pool_t *pool)
 {
-    if (health_prepare(pool) != 0 || auth_prepare(pool) != 0 || credits_prepare(pool) != 0)
+    if (health_prepare(pool) != 0 || auth_prepare(pool) != 0 || credits_prepare(pool) != 0 ||
+        idem_prepare(pool) != 0 || tz_prepare(pool) != 0 || articles_prepare(pool) != 0 || titles_prepare(pool) != 0)
         return -1;
     return 0;
 }
