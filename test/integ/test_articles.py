@@ -399,6 +399,8 @@ def test_concurrent_spending(env):
     tap.is_(c.credits(), 0, "the balance ends at 0")
     ok, info = ledger_consistent(c)
     tap.ok(ok, "the ledger sums to the balance", info)
+    tap.is_(sorted(t["balance_after"] for t in c.ledger() if t["type"] == "usage"), list(range(10)),
+            "each charge's balance_after is a distinct step from 9 down to 0")
     tap.is_(env.sql("SELECT count(*), coalesce(sum(amount), 0) FROM credit_transactions WHERE user_id = '%s'"
                     " AND type = 'usage'" % c.id), [["10", "-10"]], "ten usage rows in the database")
     tap.is_(env.sql("SELECT count(*) FROM articles WHERE user_id = '%s'" % c.id), [["10"]], "ten articles exist")
