@@ -26,6 +26,14 @@ class Env:
         env.update(extra_env or {})
         self.srv = Server(self.db, env=env).start()
 
+    def stop_clean(self):
+        """SIGTERM: the server must exit 0 with no sanitizer report (under ASan this is the leak check)."""
+        code, _ = self.srv.stop()
+        tap.is_(code, 0, "the server exits 0 on SIGTERM")
+        log = self.srv.log()
+        tap.ok(all(s not in log for s in ("AddressSanitizer", "LeakSanitizer", "runtime error:")),
+               "no sanitizer report in the server log", log[-3000:])
+
     def sql(self, q):
         return self.pg.query(q, url=self.db)
 

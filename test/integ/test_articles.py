@@ -428,6 +428,7 @@ def main():
     tap.ok(ok, "A's ledger sums to A's balance at the end", info)
     test_concurrent_spending(env)
     tap.ok(env.srv.alive, "the server is still running")
+    env.stop_clean()
 
 
 run(main)

@@ -119,6 +119,7 @@ def main():
     r = a.req("POST", "/generate/batch", body={"title_ids": [t1]}, headers={"Idempotency-Key": "batch-1"})
     tap.is_((r.status, r.json), (409, CONFLICT), "batch key with another body is 409")
     tap.ok(env.srv.alive, "the server is still running")
+    env.stop_clean()
 
 
 run(main)

@@ -94,6 +94,7 @@ def main():
     tap.is_((r.status, r.json), (402, {"detail": "Insufficient credits. Need 3, have 2"}), "batch short of credits: 402")
     tap.is_((a.credits(), len(a.req("GET", "/articles?limit=200").json)), (2, n), "nothing created, nothing charged")
     tap.ok(env.srv.alive, "the server is still running")
+    env.stop_clean()
 
 
 run(main)
