@@ -18,28 +18,29 @@
 #define GENERATING "('queued', 'researching', 'scraping', 'analyzing', 'writing')"
 
 /* Inserting one article charged for its first attempt. Parameters: $1 id, $2 user, $3 query, $4 category,
- * $5 target_length, $6 source_count, $7-$8 scheduled_at (kit_ts_t), $9 timezone, $10 integration, $11 language,
- * $12 credits per article (0: not charged). */
+ * $5 target_length, $6 source_count, $7-$8 scheduled_at (kit_ts_t), $9 timezone, $10 integration, $11
+ * language, $12 credits per article (0: not charged). */
 #define ARTICLE_INSERT_COLUMNS                                                                               \
-    "INSERT INTO articles (id, user_id, topic, raw_query, category, target_length, source_count,"           \
+    "INSERT INTO articles (id, user_id, topic, raw_query, category, target_length, source_count,"            \
     " scheduled_at, timezone, webhook_integration_id, language, charge_seq, charge_txn_id, credits_charged)"
 
 static const struct {
     const char *name, *sql;
 } statements[] = {
     {"article_get", "SELECT " ARTICLE_SELECT_LIST " FROM articles a WHERE a.id = $1 AND a.user_id = $2"},
-    {"article_list",
-     "SELECT " ARTICLE_SELECT_LIST " FROM articles a"
-     " WHERE a.user_id = $1 AND ($2::text IS NULL OR a.status = $2::text)"
-     "   AND ($3::uuid IS NULL OR a.campaign_id = $3::uuid)"
-     " ORDER BY a.created_at DESC, a.id DESC OFFSET $4 LIMIT $5"},
+    {"article_list", "SELECT " ARTICLE_SELECT_LIST " FROM articles a"
+                     " WHERE a.user_id = $1 AND ($2::text IS NULL OR a.status = $2::text)"
+                     "   AND ($3::uuid IS NULL OR a.campaign_id = $3::uuid)"
+                     " ORDER BY a.created_at DESC, a.id DESC OFFSET $4 LIMIT $5"},
     /* completed counts every completed article; scheduled is the subset whose scheduled_at is still ahead
      * (contract: "scheduled = completed with scheduled_at in the future"), so scheduled <= completed and
-     * the per-status figures (queued, in_progress, completed, posted, failed) never count an article twice. */
+     * the per-status figures (queued, in_progress, completed, posted, failed) never count an article twice.
+     */
     {"article_stats",
      "SELECT count(*) AS total,"
      "       count(*) FILTER (WHERE status = 'queued') AS queued,"
-     "       count(*) FILTER (WHERE status IN ('researching', 'scraping', 'analyzing', 'writing')) AS in_progress,"
+     "       count(*) FILTER (WHERE status IN ('researching', 'scraping', 'analyzing', 'writing')) AS "
+     "in_progress,"
      "       count(*) FILTER (WHERE status = 'completed') AS completed,"
      "       count(*) FILTER (WHERE status = 'completed' AND scheduled_at > now()) AS scheduled,"
      "       count(*) FILTER (WHERE status = 'posted') AS posted,"
@@ -49,10 +50,10 @@ static const struct {
     {"integration_require",
      "SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM webhook_integrations WHERE id = $2 AND user_id = $1)"
      "            THEN inkloop_raise('IL404', 'Integration not found') END AS ok"},
-    {"article_insert",
-     ARTICLE_INSERT_COLUMNS " VALUES ($1, $2, $3, $3, $4, $5::int, $6::int, " KIT_TS_SQL("$7", "$8", "$9")
-     ", $9, $10::uuid, $11, CASE WHEN $12::int > 0 THEN 1 ELSE 0 END,"
-     " CASE WHEN $12::int > 0 THEN credits_charge($2, $12::int, $1, 1, 'Article generation') END, $12::int)"},
+    {"article_insert", ARTICLE_INSERT_COLUMNS " VALUES ($1, $2, $3, $3, $4, $5::int, $6::int, " KIT_TS_SQL(
+                           "$7", "$8", "$9") ", $9, $10::uuid, $11, CASE WHEN $12::int > 0 THEN 1 ELSE 0 END,"
+                                             " CASE WHEN $12::int > 0 THEN credits_charge($2, $12::int, $1, "
+                                             "1, 'Article generation') END, $12::int)"},
     /* At most one active generation per article (jobs_active_per_article_key): a duplicate is a no-op. */
     {"article_enqueue_generate",
      "INSERT INTO jobs (kind, article_id) SELECT 'generate_article', unnest($1::uuid[])"
@@ -64,26 +65,31 @@ static const struct {
     {"article_patch",
      "UPDATE articles SET content = coalesce($3, content), topic = coalesce($4, topic),"
      "  category = coalesce($5, category),"
-     "  scheduled_at = CASE WHEN $6::text IS NULL THEN scheduled_at ELSE "
-     KIT_TS_SQL("$6", "$7", "articles.timezone") " END,"
-     "  webhook_integration_id = coalesce($8::uuid, webhook_integration_id),"
-     "  webhook_id = CASE WHEN $8::uuid IS DISTINCT FROM webhook_integration_id AND $8::uuid IS NOT NULL"
-     "                    THEN NULL ELSE webhook_id END,"
-     "  next_delivery_at = CASE WHEN status = 'completed' AND coalesce($8::uuid, webhook_integration_id) IS NOT NULL"
-     "                           AND ($6::text IS NOT NULL OR ($8::uuid IS NOT NULL AND next_delivery_at IS NULL))"
-     "                          THEN coalesce(CASE WHEN $6::text IS NULL THEN scheduled_at ELSE "
-     KIT_TS_SQL("$6", "$7", "articles.timezone") " END, now())"
-     "                          ELSE next_delivery_at END"
-     " WHERE id = $1 AND user_id = $2 RETURNING id"},
+     "  scheduled_at = CASE WHEN $6::text IS NULL THEN scheduled_at ELSE " KIT_TS_SQL(
+         "$6", "$7",
+         "articles.timezone") " END,"
+                              "  webhook_integration_id = coalesce($8::uuid, webhook_integration_id),"
+                              "  webhook_id = CASE WHEN $8::uuid IS DISTINCT FROM webhook_integration_id AND "
+                              "$8::uuid IS NOT NULL"
+                              "                    THEN NULL ELSE webhook_id END,"
+                              "  next_delivery_at = CASE WHEN status = 'completed' AND coalesce($8::uuid, "
+                              "webhook_integration_id) IS NOT NULL"
+                              "                           AND ($6::text IS NOT NULL OR ($8::uuid IS NOT NULL "
+                              "AND next_delivery_at IS NULL))"
+                              "                          THEN coalesce(CASE WHEN $6::text IS NULL THEN "
+                              "scheduled_at ELSE " KIT_TS_SQL(
+                                  "$6", "$7",
+                                  "articles.timezone") " END, now())"
+                                                       "                          ELSE next_delivery_at END"
+                                                       " WHERE id = $1 AND user_id = $2 RETURNING id"},
     /* After a PATCH that moved the delivery time, the queued delivery job follows it. The delivery machine
      * itself comes with the delivery issue; until then these jobs wait in the queue. */
-    {"article_patch_delivery",
-     "INSERT INTO jobs (kind, article_id, run_at)"
-     " SELECT 'deliver_webhook', id, next_delivery_at FROM articles"
-     "  WHERE id = $1 AND user_id = $2 AND $3::bool AND status = 'completed'"
-     "    AND webhook_integration_id IS NOT NULL AND next_delivery_at IS NOT NULL"
-     " ON CONFLICT (article_id, kind) WHERE state IN ('queued', 'running')"
-     " DO UPDATE SET run_at = EXCLUDED.run_at WHERE jobs.state = 'queued'"},
+    {"article_patch_delivery", "INSERT INTO jobs (kind, article_id, run_at)"
+                               " SELECT 'deliver_webhook', id, next_delivery_at FROM articles"
+                               "  WHERE id = $1 AND user_id = $2 AND $3::bool AND status = 'completed'"
+                               "    AND webhook_integration_id IS NOT NULL AND next_delivery_at IS NOT NULL"
+                               " ON CONFLICT (article_id, kind) WHERE state IN ('queued', 'running')"
+                               " DO UPDATE SET run_at = EXCLUDED.run_at WHERE jobs.state = 'queued'"},
     /* DELETE of an article still generating: refund its current charge first (credits_refund is idempotent,
      * and the row lock orders this against the pipeline finishing at the same moment). */
     {"article_refund_generating",
@@ -98,20 +104,22 @@ static const struct {
     {"article_retry_check",
      "SELECT CASE WHEN a.id IS NULL THEN inkloop_raise('IL404', 'Article not found')"
      "            WHEN a.status <> 'failed' THEN inkloop_raise('IL400', 'Can only retry failed articles')"
-     "            WHEN a.retry_count >= 3 THEN inkloop_raise('IL400', 'Maximum retry limit reached') END AS ok"
+     "            WHEN a.retry_count >= 3 THEN inkloop_raise('IL400', 'Maximum retry limit reached') END AS "
+     "ok"
      "  FROM (SELECT 1) one LEFT JOIN LATERAL"
-     "       (SELECT id, status, retry_count FROM articles WHERE id = $1 AND user_id = $2 FOR UPDATE) a ON true"},
+     "       (SELECT id, status, retry_count FROM articles WHERE id = $1 AND user_id = $2 FOR UPDATE) a ON "
+     "true"},
     /* A retry charges a new attempt (charge_seq + 1) and keeps last_stage_done, so the pipeline resumes
      * after the last stage whose output is stored. */
-    {"article_retry",
-     "UPDATE articles SET status = 'queued', error_message = NULL, progress_detail = NULL,"
-     "  retry_count = retry_count + 1,"
-     "  charge_seq = charge_seq + CASE WHEN $3::int > 0 THEN 1 ELSE 0 END,"
-     "  charge_txn_id = CASE WHEN $3::int > 0"
-     "                       THEN credits_charge(user_id, $3::int, id, charge_seq + 1, 'Article generation retry')"
-     "                  END,"
-     "  credits_charged = credits_charged + $3::int"
-     " WHERE id = $1 AND user_id = $2 AND status = 'failed'"},
+    {"article_retry", "UPDATE articles SET status = 'queued', error_message = NULL, progress_detail = NULL,"
+                      "  retry_count = retry_count + 1,"
+                      "  charge_seq = charge_seq + CASE WHEN $3::int > 0 THEN 1 ELSE 0 END,"
+                      "  charge_txn_id = CASE WHEN $3::int > 0"
+                      "                       THEN credits_charge(user_id, $3::int, id, charge_seq + 1, "
+                      "'Article generation retry')"
+                      "                  END,"
+                      "  credits_charged = credits_charged + $3::int"
+                      " WHERE id = $1 AND user_id = $2 AND status = 'failed'"},
     {"article_deliver_check",
      "SELECT CASE WHEN a.id IS NULL THEN inkloop_raise('IL404', 'Article not found')"
      "            WHEN a.no_content OR a.status NOT IN ('completed', 'posted', 'delivery_failed')"
@@ -127,10 +135,9 @@ static const struct {
      " WHERE id = $1 AND user_id = $2"},
     /* "Deliver now": a queued delivery job is pulled forward rather than duplicated. The delivery machine
      * that runs these jobs is the delivery issue's; this only records that one is due. */
-    {"article_enqueue_delivery",
-     "INSERT INTO jobs (kind, article_id) VALUES ('deliver_webhook', $1)"
-     " ON CONFLICT (article_id, kind) WHERE state IN ('queued', 'running')"
-     " DO UPDATE SET run_at = least(jobs.run_at, EXCLUDED.run_at)"},
+    {"article_enqueue_delivery", "INSERT INTO jobs (kind, article_id) VALUES ('deliver_webhook', $1)"
+                                 " ON CONFLICT (article_id, kind) WHERE state IN ('queued', 'running')"
+                                 " DO UPDATE SET run_at = least(jobs.run_at, EXCLUDED.run_at)"},
     {"article_exists", "SELECT EXISTS (SELECT 1 FROM articles WHERE id = $1 AND user_id = $2) AS found"},
     {"article_deliveries",
      "SELECT d.id, d.attempt, d.integration_id, d.url, d.status_code, d.error, d.duration_ms,"
@@ -149,7 +156,8 @@ static const struct {
     {"article_complete",
      "WITH o AS (SELECT id, status FROM articles WHERE id = $1 FOR UPDATE),"
      " u AS (UPDATE articles a SET tokens_used = $2::int, content = coalesce($4::text, a.content),"
-     "   status = CASE WHEN $3::text IS NOT NULL AND o.status IN " GENERATING " THEN $3::text ELSE a.status END,"
+     "   status = CASE WHEN $3::text IS NOT NULL AND o.status IN " GENERATING
+     " THEN $3::text ELSE a.status END,"
      "   progress_detail = CASE WHEN $3::text IS NOT NULL AND o.status IN " GENERATING " THEN NULL"
      "                          ELSE a.progress_detail END,"
      "   error_message = CASE WHEN o.status IN " GENERATING " AND $3::text = 'failed'"
@@ -162,20 +170,23 @@ static const struct {
      "                                AND a.webhook_integration_id IS NOT NULL"
      "                           THEN coalesce(a.scheduled_at, now()) ELSE a.next_delivery_at END,"
      "   credits_charged = CASE WHEN o.status IN " GENERATING " AND $3::text = 'failed'"
-     "                          THEN a.credits_charged - credits_refund(a.charge_txn_id, 'Article generation failed')"
+     "                          THEN a.credits_charged - credits_refund(a.charge_txn_id, 'Article generation "
+     "failed')"
      "                          ELSE a.credits_charged END"
      "   FROM o WHERE a.id = o.id"
      "    AND (a.tokens_used <> $2::int OR ($4::text IS NOT NULL AND a.content IS DISTINCT FROM $4::text)"
      "         OR ($3::text IS NOT NULL AND o.status IN " GENERATING "))"
      "   RETURNING a.id, a.status, o.status AS old_status, a.next_delivery_at, a.webhook_integration_id),"
-     " j AS (UPDATE jobs SET state = 'cancelled', finished_at = now(), last_error = 'completed outside the process'"
+     " j AS (UPDATE jobs SET state = 'cancelled', finished_at = now(), last_error = 'completed outside the "
+     "process'"
      "        WHERE kind = 'generate_article' AND state IN ('queued', 'running')"
      "          AND article_id IN (SELECT id FROM u WHERE old_status IN " GENERATING
      "                                               AND status IN ('completed', 'failed'))"
      "       RETURNING id),"
      " d AS (INSERT INTO jobs (kind, article_id, run_at)"
      "       SELECT 'deliver_webhook', id, next_delivery_at FROM u"
-     "        WHERE old_status IN " GENERATING " AND status = 'completed' AND webhook_integration_id IS NOT NULL"
+     "        WHERE old_status IN " GENERATING
+     " AND status = 'completed' AND webhook_integration_id IS NOT NULL"
      "       ON CONFLICT (article_id, kind) WHERE state IN ('queued', 'running') DO NOTHING RETURNING id)"
      " SELECT (SELECT count(*) FROM o) AS found, (SELECT count(*) FROM u) AS changed,"
      "        (SELECT count(*) FROM j) AS cancelled, (SELECT count(*) FROM d) AS deliveries"},
@@ -617,9 +628,9 @@ static void on_article_list(const db_result_t *r, size_t n, void *data)
     buf_free(&body);
 }
 
-static const char *const article_statuses[] = {"queued",    "researching", "scraping", "analyzing",
-                                                "writing",   "completed",   "posted",   "failed",
-                                                "delivery_failed", "cancelled"};
+static const char *const article_statuses[] = {"queued",          "researching", "scraping", "analyzing",
+                                               "writing",         "completed",   "posted",   "failed",
+                                               "delivery_failed", "cancelled"};
 
 void articles_list(http_req_t *req)
 {
@@ -639,10 +650,11 @@ void articles_list(http_req_t *req)
         for (size_t i = 0; i < sizeof(article_statuses) / sizeof(article_statuses[0]); i++)
             ok |= strcmp(status, article_statuses[i]) == 0;
         if (!ok)
-            v_error(&v, "status",
-                    "Input should be 'queued', 'researching', 'scraping', 'analyzing', 'writing', 'completed', "
-                    "'posted', 'failed', 'delivery_failed' or 'cancelled'",
-                    "enum");
+            v_error(
+                &v, "status",
+                "Input should be 'queued', 'researching', 'scraping', 'analyzing', 'writing', 'completed', "
+                "'posted', 'failed', 'delivery_failed' or 'cancelled'",
+                "enum");
     }
     if (campaign != NULL && campaign[0] != '\0' && kit_uuid(campaign, campaign_id) != 0)
         v_error(&v, "campaign_id", "Input should be a valid UUID", "uuid_parsing");
@@ -670,8 +682,8 @@ static void on_stats(const db_result_t *r, size_t n, void *data)
     http_req_t *req = data;
     if (kit_db_failed(req, &r[0], "counting articles"))
         return;
-    static const char *const keys[] = {"total", "queued", "in_progress", "completed", "scheduled", "posted",
-                                       "failed"};
+    static const char *const keys[] = {"total",     "queued", "in_progress", "completed",
+                                       "scheduled", "posted", "failed"};
     buf_t body = BUF_INIT;
     json_writer_t w;
     jw_init(&w, &body);
@@ -804,7 +816,8 @@ void articles_delete(http_req_t *req)
     if (kit_path_uuid(req, 0, "article_id", id) != 0)
         return;
     const char *params[] = {id, req->user_id};
-    /* Refund and cancel before the delete, in one transaction: the article never disappears holding a charge. */
+    /* Refund and cancel before the delete, in one transaction: the article never disappears holding a charge.
+     */
     db_stmt_t stmts[] = {
         {"article_refund_generating", NULL, 2, params},
         {"article_cancel_jobs", NULL, 2, params},
@@ -977,9 +990,10 @@ static void on_completed(const db_result_t *r, size_t n, void *data)
         return;
     }
     if (db_int(r[0].res, 0, "changed") > 0)
-        log_info("recording an article's completion", "article updated, %lld generation job(s) cancelled, %lld "
-                 "delivery job(s) queued", (long long)db_int(r[0].res, 0, "cancelled"),
-                 (long long)db_int(r[0].res, 0, "deliveries"));
+        log_info("recording an article's completion",
+                 "article updated, %lld generation job(s) cancelled, %lld "
+                 "delivery job(s) queued",
+                 (long long)db_int(r[0].res, 0, "cancelled"), (long long)db_int(r[0].res, 0, "deliveries"));
     reply_success(req, NULL);
 }
 

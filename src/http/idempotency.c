@@ -22,10 +22,10 @@ static const struct {
     {"idem_store",
      "UPDATE idempotency_keys SET response_status = $3::int, response_body = $4, completed_at = now()"
      " WHERE user_id = $1 AND key = $2 AND response_body IS NULL"},
-    {"idem_get",
-     "SELECT endpoint = $3 AND request_hash = $4::bytea AS same, resource_type, resource_ids::text AS resource_ids,"
-     "       response_status, response_body"
-     "  FROM idempotency_keys WHERE user_id = $1 AND key = $2 AND expires_at > now()"},
+    {"idem_get", "SELECT endpoint = $3 AND request_hash = $4::bytea AS same, resource_type, "
+                 "resource_ids::text AS resource_ids,"
+                 "       response_status, response_body"
+                 "  FROM idempotency_keys WHERE user_id = $1 AND key = $2 AND expires_at > now()"},
 };
 
 /* The index of idem_insert among the two statements idem_statements writes. */
@@ -59,7 +59,8 @@ int idem_init(idem_t *idem, http_req_t *req, const char *endpoint)
             bad = 1;
     if (bad) {
         http_reply_invalid(req, "header", "idempotency-key",
-                           "Idempotency-Key must be 1 to 255 characters without control characters", "value_error");
+                           "Idempotency-Key must be 1 to 255 characters without control characters",
+                           "value_error");
         return -1;
     }
     memcpy(idem->key, h, len);
@@ -134,8 +135,8 @@ void idem_hash(idem_t *idem, yajl_val body)
     crypto_hex(h, 32, idem->hash + 2);
 }
 
-size_t idem_statements(idem_t *idem, const char *user_id, const char *resource_type, char *const *ids, size_t nids,
-                       db_stmt_t *out)
+size_t idem_statements(idem_t *idem, const char *user_id, const char *resource_type, char *const *ids,
+                       size_t nids, db_stmt_t *out)
 {
     if (!idem->present)
         return 0;

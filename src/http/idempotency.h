@@ -1,4 +1,5 @@
-/* Idempotency-Key (API.md section 2) for the creating POSTs: /articles, /generate, /generate/batch, /campaigns.
+/* Idempotency-Key (API.md section 2) for the creating POSTs: /articles, /generate, /generate/batch,
+ * /campaigns.
  *
  * The key is claimed inside the same atomic batch that creates the resources (sql/0001_init.sql describes the
  * flow): idem_statements gives the two statements to put first in that batch (purge the expired key, insert
@@ -34,11 +35,11 @@
 
 /** One request's key; statements built from it point into it, so it must stay put until db_batch returned. */
 typedef struct st_idem_t {
-    int present;                  /* 0: no Idempotency-Key header; every other function is then a no-op */
+    int present; /* 0: no Idempotency-Key header; every other function is then a no-op */
     char key[IDEM_KEY_MAX + 1];
-    char endpoint[64];            /* e.g. "POST /articles" */
-    char hash[67];                /* "\x" + hex SHA-256 of endpoint and canonical body (bytea text form) */
-    char *_resource_ids;          /* "{id,id,...}", owned */
+    char endpoint[64];   /* e.g. "POST /articles" */
+    char hash[67];       /* "\x" + hex SHA-256 of endpoint and canonical body (bytea text form) */
+    char *_resource_ids; /* "{id,id,...}", owned */
     const char *_params[6];
     const char *_purge_params[2];
 } idem_t;
@@ -49,19 +50,20 @@ typedef void (*idem_render_cb)(http_req_t *req, const char *resource_type, char 
 
 /** Registers the statements of this file. */
 int idem_prepare(db_pool_t *pool);
-/** Reads the Idempotency-Key header of req for endpoint. Returns 0 (idem->present tells whether a key was sent),
- * or -1 after replying 422 (loc ["header", "idempotency-key"]) when the key is longer than IDEM_KEY_MAX or has
- * control characters. An empty header counts as none. */
+/** Reads the Idempotency-Key header of req for endpoint. Returns 0 (idem->present tells whether a key was
+ * sent), or -1 after replying 422 (loc ["header", "idempotency-key"]) when the key is longer than
+ * IDEM_KEY_MAX or has control characters. An empty header counts as none. */
 int idem_init(idem_t *idem, http_req_t *req, const char *endpoint);
 /** Sets the request hash: SHA-256 over the endpoint and the canonical form of body (object keys sorted, no
- * insignificant whitespace, numbers as written), so a retry that re-serializes the same JSON still matches. */
+ * insignificant whitespace, numbers as written), so a retry that re-serializes the same JSON still matches.
+ */
 void idem_hash(idem_t *idem, yajl_val body);
 /** Writes the canonical JSON of v into out (exposed for tests). */
 void idem_canonical_json(buf_t *out, yajl_val v);
 /** Writes into out the statements that claim the key (2 of them; 0 when no key): they must come first in the
  * creating batch. ids are the resources the batch creates, of resource_type ("article", "campaign"). */
-size_t idem_statements(idem_t *idem, const char *user_id, const char *resource_type, char *const *ids, size_t nids,
-                       db_stmt_t *out);
+size_t idem_statements(idem_t *idem, const char *user_id, const char *resource_type, char *const *ids,
+                       size_t nids, db_stmt_t *out);
 /** True when the batch failed because the key is already taken (the insert at results[first + 1] hit the
  * primary key). first is the index of the first statement idem_statements wrote. */
 int idem_is_duplicate(const idem_t *idem, const db_result_t *results, size_t n, size_t first);

@@ -22,7 +22,8 @@ static tz_waiter_t *waiters;
 
 int tz_prepare(db_pool_t *pool)
 {
-    return db_pool_prepare(pool, "tz_names", "SELECT name FROM pg_timezone_names ORDER BY name COLLATE \"C\"");
+    return db_pool_prepare(pool, "tz_names",
+                           "SELECT name FROM pg_timezone_names ORDER BY name COLLATE \"C\"");
 }
 
 static int name_cmp(const void *key, const void *elem)

@@ -12,9 +12,9 @@ typedef void (*tz_ready_cb)(void *data, int ok);
 int tz_prepare(db_pool_t *pool);
 /** 1 when name is a known timezone, 0 when not, -1 when the set is not loaded yet. "UTC" is always known. */
 int tz_known(const char *name);
-/** Makes sure the set is loaded, then calls cb: at once (synchronously) when it already is, otherwise when the
- * one shared load finishes. ok = 0 means the database could not be asked; callers then rely on the database's
- * own check (the check_timezone trigger, SQLSTATE 22023). */
+/** Makes sure the set is loaded, then calls cb: at once (synchronously) when it already is, otherwise when
+ * the one shared load finishes. ok = 0 means the database could not be asked; callers then rely on the
+ * database's own check (the check_timezone trigger, SQLSTATE 22023). */
 void tz_ensure(app_t *app, tz_ready_cb cb, void *data);
 
 #endif

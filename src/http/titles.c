@@ -32,12 +32,13 @@ static const struct {
     {"titles_insert_articles",
      "INSERT INTO articles (id, user_id, topic, raw_query, category, target_length, source_count,"
      " scheduled_at, timezone, webhook_integration_id, language, charge_seq, charge_txn_id, credits_charged)"
-     " SELECT x.aid, $1, t.title, left(t.title, 2000), $4, $5::int, $6::int, " KIT_TS_SQL("$7", "$8", "$9")
-     ", $9, $10::uuid, $11, CASE WHEN $12::int > 0 THEN 1 ELSE 0 END,"
-     " CASE WHEN $12::int > 0 THEN credits_charge($1, $12::int, x.aid, 1, 'Article generation') END, $12::int"
-     " FROM unnest($2::uuid[], $3::uuid[]) WITH ORDINALITY AS x(tid, aid, ord)"
-     " JOIN titles t ON t.id = x.tid AND t.user_id = $1 AND t.status = 'approved'"
-     " ORDER BY x.ord"},
+     " SELECT x.aid, $1, t.title, left(t.title, 2000), $4, $5::int, $6::int, " KIT_TS_SQL(
+         "$7", "$8", "$9") ", $9, $10::uuid, $11, CASE WHEN $12::int > 0 THEN 1 ELSE 0 END,"
+                           " CASE WHEN $12::int > 0 THEN credits_charge($1, $12::int, x.aid, 1, 'Article "
+                           "generation') END, $12::int"
+                           " FROM unnest($2::uuid[], $3::uuid[]) WITH ORDINALITY AS x(tid, aid, ord)"
+                           " JOIN titles t ON t.id = x.tid AND t.user_id = $1 AND t.status = 'approved'"
+                           " ORDER BY x.ord"},
 };
 
 int titles_prepare(db_pool_t *pool)

@@ -12,7 +12,7 @@
 /** Registers the statements of this file. */
 int titles_prepare(db_pool_t *pool);
 
-void titles_verify(http_req_t *req);    /* PATCH /titles/{title_id}/verify */
-void titles_batch(http_req_t *req);     /* POST /generate/batch */
+void titles_verify(http_req_t *req); /* PATCH /titles/{title_id}/verify */
+void titles_batch(http_req_t *req);  /* POST /generate/batch */
 
 #endif

@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Parses text as a body and validates it; returns the error count (-1 when the JSON itself is refused) and the
- * collected detail in detail (caller frees). */
+/* Parses text as a body and validates it; returns the error count (-1 when the JSON itself is refused) and
+ * the collected detail in detail (caller frees). */
 static int parse(const char *text, size_t len, article_input_t *in, char **detail)
 {
     validator_t v;
@@ -45,7 +45,8 @@ static void bad(const char *text, const char *field, const char *type)
     char loc[96], ty[64];
     snprintf(loc, sizeof(loc), "\"loc\":[\"body\",\"%s\"]", field);
     snprintf(ty, sizeof(ty), "\"type\":\"%s\"", type);
-    TAP_OK(n == 1 && strstr(detail, loc) != NULL && strstr(detail, ty) != NULL, "%s -> %s %s", text, field, type);
+    TAP_OK(n == 1 && strstr(detail, loc) != NULL && strstr(detail, ty) != NULL, "%s -> %s %s", text, field,
+           type);
     if (n != 1 || detail == NULL || strstr(detail, loc) == NULL)
         printf("#   %d error(s): %s\n", n, detail ? detail : "(none)");
     free(detail);
@@ -80,11 +81,12 @@ int main(void)
     article_input_free(&in);
 
     /* everything, alias, numeric strings as pydantic accepts them */
-    TAP_IS_INT(check("{\"query_explanation\": \"Alias field\", \"category\": \"Food\", \"target_length\": \"300\","
-                     " \"source_count\": 10, \"scheduled_at\": \"2030-01-01T09:00\", \"timezone\": \"Europe/Paris\","
-                     " \"webhook_integration_id\": \"3F1C2A4E-9B8D-4C7A-8E6F-0A1B2C3D4E5F\", \"language\": \"fr\"}",
-                     &in, &detail),
-               0, "full body with the query_explanation alias is valid");
+    TAP_IS_INT(
+        check("{\"query_explanation\": \"Alias field\", \"category\": \"Food\", \"target_length\": \"300\","
+              " \"source_count\": 10, \"scheduled_at\": \"2030-01-01T09:00\", \"timezone\": \"Europe/Paris\","
+              " \"webhook_integration_id\": \"3F1C2A4E-9B8D-4C7A-8E6F-0A1B2C3D4E5F\", \"language\": \"fr\"}",
+              &in, &detail),
+        0, "full body with the query_explanation alias is valid");
     TAP_IS_STR(in.query, "Alias field", "alias read as query");
     TAP_IS_INT(in.opt.target_length, 300, "numeric string accepted");
     TAP_IS_STR(in.opt.scheduled_at.text, "2030-01-01 09:00:00.000000", "local scheduled_at normalized");
@@ -100,10 +102,11 @@ int main(void)
     article_input_free(&in);
 
     /* nulls and empty strings mean absent */
-    TAP_IS_INT(check("{\"query\": \"abc\", \"category\": null, \"target_length\": null, \"scheduled_at\": null,"
-                     " \"timezone\": \"\", \"webhook_integration_id\": \"\", \"language\": null}",
-                     &in, &detail),
-               0, "nulls and empty optional strings are valid");
+    TAP_IS_INT(
+        check("{\"query\": \"abc\", \"category\": null, \"target_length\": null, \"scheduled_at\": null,"
+              " \"timezone\": \"\", \"webhook_integration_id\": \"\", \"language\": null}",
+              &in, &detail),
+        0, "nulls and empty optional strings are valid");
     TAP_IS_STR(in.opt.category, "General", "null category -> default");
     TAP_IS_STR(in.opt.timezone, "UTC", "empty timezone -> default");
     TAP_IS_STR(in.opt.integration_id, "", "empty integration -> none");
@@ -126,22 +129,25 @@ int main(void)
     bad("{\"query\": \"abc\", \"target_length\": true}", "target_length", "int_type");
     bad("{\"query\": \"abc\", \"target_length\": 9999999999999}", "target_length", "less_than_equal");
     bad("{\"query\": \"abc\", \"target_length\": -9999999999999}", "target_length", "greater_than_equal");
-    bad("{\"query\": \"abc\", \"target_length\": 99999999999999999999999}", "target_length", "less_than_equal");
+    bad("{\"query\": \"abc\", \"target_length\": 99999999999999999999999}", "target_length",
+        "less_than_equal");
     bad("{\"query\": \"abc\", \"source_count\": -1e300}", "source_count", "greater_than_equal");
     bad("{\"query\": \"abc\", \"source_count\": 0}", "source_count", "greater_than_equal");
     bad("{\"query\": \"abc\", \"source_count\": 11}", "source_count", "less_than_equal");
     bad("{\"query\": \"abc\", \"scheduled_at\": \"2030-02-30T09:00\"}", "scheduled_at", "datetime_parsing");
     bad("{\"query\": \"abc\", \"scheduled_at\": 1893456000}", "scheduled_at", "datetime_parsing");
-    bad("{\"query\": \"abc\", \"webhook_integration_id\": \"not-a-uuid\"}", "webhook_integration_id", "uuid_parsing");
+    bad("{\"query\": \"abc\", \"webhook_integration_id\": \"not-a-uuid\"}", "webhook_integration_id",
+        "uuid_parsing");
     bad("{\"query\": \"abc\", \"webhook_integration_id\": 5}", "webhook_integration_id", "uuid_parsing");
     bad("{\"query\": \"abc\", \"category\": \"\"}", "category", "string_too_short");
     bad("{\"query\": \"abc\", \"language\": \"e\"}", "language", "string_too_short");
     bad("{\"query\": \"abc\", \"timezone\": 7}", "timezone", "string_type");
 
     /* several at once */
-    TAP_IS_INT(check("{\"query\": \"a\", \"target_length\": 1, \"source_count\": 99, \"scheduled_at\": \"x\"}", &in,
-                     &detail),
-               4, "four problems reported together");
+    TAP_IS_INT(
+        check("{\"query\": \"a\", \"target_length\": 1, \"source_count\": 99, \"scheduled_at\": \"x\"}", &in,
+              &detail),
+        4, "four problems reported together");
     free(detail);
     article_input_free(&in);
 
