@@ -131,6 +131,10 @@ int v_int(validator_t *v, const char *field, int required, int64_t min, int64_t 
     int64_t n;
     if (YAJL_IS_INTEGER(m)) {
         n = YAJL_GET_INTEGER(m);
+    } else if (YAJL_IS_DOUBLE(m) && (m->u.number.d >= 9.0e18 || m->u.number.d <= -9.0e18)) {
+        /* Beyond int64 (yajl gives such integers as doubles): casting would be undefined; it is out of any
+         * range we accept, so let the range check below report it. */
+        n = m->u.number.d > 0 ? INT64_MAX : INT64_MIN;
     } else if (YAJL_IS_DOUBLE(m) && m->u.number.d == (double)(int64_t)m->u.number.d) {
         n = (int64_t)m->u.number.d;
     } else if (YAJL_IS_STRING(m)) {

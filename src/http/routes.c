@@ -3,10 +3,13 @@
 #include "http/campaigns.h"
 #include "http/credits.h"
 #include "http/handlers.h"
-#include "http/ops.h"
+#include "http/articles.h"
+#include "http/idempotency.h"
 #include "http/integrations.h"
+#include "http/ops.h"
 #include "http/router.h"
 #include "http/timezones.h"
+#include "http/titles.h"
 
 const http_route_t http_routes[] = {
     {"GET", "/health", health_get, ROUTE_PUBLIC},
@@ -47,6 +50,22 @@ const http_route_t http_routes[] = {
     {"POST", "/campaigns/{campaign_id}/pause", campaigns_pause, ROUTE_USER},
     {"POST", "/campaigns/{campaign_id}/resume", campaigns_resume, ROUTE_USER},
     {"DELETE", "/campaigns/{campaign_id}", campaigns_delete, ROUTE_USER},
+
+    {"POST", "/articles", articles_create, ROUTE_USER},
+    {"POST", "/generate", articles_create, ROUTE_USER},
+    {"GET", "/articles", articles_list, ROUTE_USER},
+    {"GET", "/articles/stats", articles_stats, ROUTE_USER},
+    {"GET", "/articles/{article_id}", articles_get, ROUTE_USER},
+    {"PATCH", "/articles/{article_id}", articles_patch, ROUTE_USER},
+    {"DELETE", "/articles/{article_id}", articles_delete, ROUTE_USER},
+    {"POST", "/articles/{article_id}/retry", articles_retry, ROUTE_USER},
+    {"POST", "/articles/{article_id}/deliver", articles_deliver, ROUTE_USER},
+    {"GET", "/articles/{article_id}/deliveries", articles_deliveries, ROUTE_USER},
+    {"GET", "/campaigns/{campaign_id}/articles", articles_of_campaign, ROUTE_USER},
+    {"POST", "/internal/article-complete", articles_internal_complete, ROUTE_INTERNAL},
+
+    {"PATCH", "/titles/{title_id}/verify", titles_verify, ROUTE_USER},
+    {"POST", "/generate/batch", titles_batch, ROUTE_USER},
 };
 
 const size_t http_route_count = sizeof(http_routes) / sizeof(http_routes[0]);
@@ -56,7 +75,8 @@ int http_prepare_statements(db_pool_t *pool)
     if (health_prepare(pool) != 0 || auth_prepare(pool) != 0 || credits_prepare(pool) != 0 ||
         titlegen_prepare(pool) != 0 || ops_prepare(pool) != 0)
         return -1;
-    if (timezones_prepare(pool) != 0 || integrations_prepare(pool) != 0 || campaigns_prepare(pool) != 0)
+    if (timezones_prepare(pool) != 0 || integrations_prepare(pool) != 0 || campaigns_prepare(pool) != 0 ||
+        idem_prepare(pool) != 0 || articles_prepare(pool) != 0 || titles_prepare(pool) != 0)
         return -1;
     return 0;
 }

@@ -36,6 +36,11 @@ static int cmp_name(const void *a, const void *b)
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
+int timezones_loaded(void)
+{
+    return tz.ready;
+}
+
 int timezones_valid(const char *name)
 {
     if (!tz.ready || name == NULL)

@@ -18,6 +18,8 @@ int timezones_prepare(db_pool_t *pool);
 /** Calls cb when the names are available: at once (synchronously) when they already are, otherwise after one
  * query that concurrent callers share. A failed load is retried by the next caller. */
 void timezones_when_ready(app_t *app, timezones_ready_cb cb, void *data);
+/** 1 once the names are loaded. */
+int timezones_loaded(void);
 /** 1 when name is one of the loaded names (exact case), 0 otherwise or before the names are loaded. */
 int timezones_valid(const char *name);
 
