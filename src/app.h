@@ -9,6 +9,7 @@
 typedef struct st_db_pool_t db_pool_t;
 typedef struct st_net_t net_t;
 typedef struct st_http_server_t http_server_t;
+typedef struct st_jobs_runner_t jobs_runner_t;
 
 struct st_app_t {
     uv_loop_t *loop;
@@ -16,6 +17,7 @@ struct st_app_t {
     db_pool_t *db;
     net_t *net;
     http_server_t *http;
+    jobs_runner_t *jobs; /* the job runner; NULL unless this process has the worker role */
     int stopping; /* set once SIGTERM/SIGINT arrived */
 };
 typedef struct st_app_t app_t;

@@ -8,6 +8,7 @@
 #include "http/handlers.h"
 #include "http/router.h"
 #include "http/server.h"
+#include "jobs/queue.h"
 #include "net/net.h"
 
 #include <signal.h>
@@ -23,6 +24,7 @@ typedef struct st_process_t {
     uv_loop_t loop;
     uv_signal_t sigterm;
     uv_signal_t sigint;
+    int draining; /* the HTTP drain and the job runner's stop, both under way after a signal */
     int exit_code;
 } process_t;
 
@@ -75,12 +77,29 @@ static void on_net_closed(void *data)
     db_pool_close(p->app.db, on_db_closed, p);
 }
 
+/* Outbound requests and the database close once both the HTTP drain and the job runner's stop are done: job
+ * handlers and in-flight requests may still use them until then. */
+static void on_drained(process_t *p)
+{
+    if (--p->draining > 0)
+        return;
+    log_info("stopping", "HTTP server closed and jobs handed back; closing outbound requests and database "
+                         "connections");
+    net_close(p->app.net, on_net_closed, p);
+}
+
 static void on_http_closed(void *data)
 {
     process_t *p = data;
     p->app.http = NULL;
-    log_info("stopping", "HTTP server closed; closing outbound requests and database connections");
-    net_close(p->app.net, on_net_closed, p);
+    on_drained(p);
+}
+
+static void on_jobs_stopped(void *data)
+{
+    process_t *p = data;
+    p->app.jobs = NULL;
+    on_drained(p);
 }
 
 static void on_signal(uv_signal_t *sig, int signum)
@@ -94,7 +113,12 @@ static void on_signal(uv_signal_t *sig, int signum)
     p->app.stopping = 1;
     log_info("stopping", "%s received: no new connections, draining %zu in-flight request(s) for up to %d s",
              signum == SIGINT ? "SIGINT" : "SIGTERM", http_server_in_flight(p->app.http), p->cfg.shutdown_timeout_s);
+    /* The runner stops at once rather than after the HTTP drain, so running jobs are handed back (and resume
+     * elsewhere) before an orchestrator's kill grace runs out. */
+    p->draining = 1 + (p->app.jobs != NULL);
     http_server_shutdown(p->app.http, (uint64_t)p->cfg.shutdown_timeout_s * 1000, on_http_closed, p);
+    if (p->app.jobs != NULL)
+        jobs_runner_stop(p->app.jobs, on_jobs_stopped, p);
 }
 
 static int serve(process_t *p)
@@ -123,6 +147,17 @@ static int serve(process_t *p)
     if (p->app.net == NULL) {
         log_error("starting", "curl could not be initialised");
         return 1;
+    }
+
+    if (p->cfg.roles & ROLE_WORKER) {
+        /* Job kinds are registered (jobs_register) between create and start by the modules that run them. */
+        jobs_config_t jc = {.conninfo = p->cfg.database_url};
+        p->app.jobs = jobs_runner_create(&p->loop, p->app.db, &jc);
+        if (p->app.jobs == NULL) {
+            log_error("starting", "the job runner could not be created");
+            return 1;
+        }
+        jobs_runner_start(p->app.jobs);
     }
 
     p->app.http = http_server_create(&p->loop, &p->app, p->cfg.max_body_bytes);

@@ -1078,7 +1078,8 @@ void jobs_runner_start(jobs_runner_t *r)
         return;
     log_info(ACTION_CLAIM, "job runner %s: %zu kind(s), %d at once, lease %d ms, poll every %d ms", r->me,
              r->nhandlers, r->cfg.concurrency, r->cfg.lease_ms, r->cfg.poll_interval_ms);
-    if (r->listen != NULL)
+    /* Without kinds there is nothing to be woken for: the runner only sweeps. */
+    if (r->listen != NULL && r->nhandlers > 0)
         db_listen_start(r->listen);
     check_uv(uv_timer_start(&r->poll_timer, on_poll_tick, (uint64_t)r->cfg.poll_interval_ms,
                             (uint64_t)r->cfg.poll_interval_ms),
