@@ -24,8 +24,8 @@
 static const char ACTION[] = "listening for database notifications";
 
 #define LISTEN_STATES(X)                                                                                     \
-    X(LISTEN_IDLE, "idle")               /* no connection; advancing starts one */                           \
-    X(LISTEN_CONNECTING, "connecting")   /* waits for the socket PQconnectPoll asked for; deadline: connect */ \
+    X(LISTEN_IDLE, "idle")             /* no connection; advancing starts one */                             \
+    X(LISTEN_CONNECTING, "connecting") /* waits for the socket PQconnectPoll asked for; deadline: connect */ \
     X(LISTEN_SUBSCRIBING, "subscribing") /* waits for the LISTEN statements' results; same deadline */       \
     X(LISTEN_READY, "ready")             /* reads notifications; deadline: keepalive, then its answer */     \
     X(LISTEN_FAILED, "failed")           /* passing: drops the connection, picks the reconnect delay */      \
@@ -365,8 +365,8 @@ static void on_poll(uv_poll_t *handle, int status, int events)
 {
     db_listen_t *l = handle->data;
     if (status < 0) {
-        /* libuv reports POLLERR as an error and stops the handle. While connecting that is an ordinary refused
-         * connect that PQconnectPoll reads and moves past; afterwards the socket has failed. */
+        /* libuv reports POLLERR as an error and stops the handle. While connecting that is an ordinary
+         * refused connect that PQconnectPoll reads and moves past; afterwards the socket has failed. */
         l->poll_events = 0;
         if (l->state == LISTEN_CONNECTING) {
             listen_advance(l);
@@ -494,13 +494,13 @@ static void listen_advance(db_listen_t *l)
             else
                 /* A long outage repeats the same failure every backoff_max_ms: the first one is worth a
                  * warning, the rest only while debugging. */
-                log_debug(ACTION, "LISTEN connection to %s failed (attempt %d): %s", l->target, l->attempts + 1,
-                          l->err);
+                log_debug(ACTION, "LISTEN connection to %s failed (attempt %d): %s", l->target,
+                          l->attempts + 1, l->err);
             drop_pg(l);
             if (l->closing)
                 return;
-            int delay = backoff_delay_ms(l->attempts++, l->cfg.backoff_min_ms, l->cfg.backoff_max_ms,
-                                         next_random(l));
+            int delay =
+                backoff_delay_ms(l->attempts++, l->cfg.backoff_min_ms, l->cfg.backoff_max_ms, next_random(l));
             set_state(l, LISTEN_BACKOFF);
             arm_timer(l, delay);
             return;

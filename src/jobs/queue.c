@@ -2,11 +2,11 @@
  *
  * Two kinds of machine live here. The runner's own loop (RUNNER_STATES, driven by runner_advance) claims jobs
  * and, at shutdown, hands them back: one claim is in flight at a time, and wake-ups that arrive meanwhile
- * (NOTIFY, the poll tick, the next run_at, a freed slot) are remembered in `wake` and served by the next claim.
- * Each held job (JOB_STATES) is running in its handler, or waiting for its final UPDATE. Housekeeping that runs
- * beside the claim loop is timer driven, one query in flight each: the heartbeat renews the leases of every
- * held job in one UPDATE (and notices jobs that are no longer ours), the rescue sweep returns expired jobs to
- * the queue.
+ * (NOTIFY, the poll tick, the next run_at, a freed slot) are remembered in `wake` and served by the next
+ * claim. Each held job (JOB_STATES) is running in its handler, or waiting for its final UPDATE. Housekeeping
+ * that runs beside the claim loop is timer driven, one query in flight each: the heartbeat renews the leases
+ * of every held job in one UPDATE (and notices jobs that are no longer ours), the rescue sweep returns
+ * expired jobs to the queue.
  *
  * Callbacks into handlers (start_cb, cancel_cb) run from timer, poll and query callbacks only. runner_advance
  * is reentrant-safe: a call from inside one of those callbacks (a handler finishing a job inside start_cb,
@@ -70,9 +70,10 @@ static const char HANDBACK_SQL[] =
     "attempts = greatest(attempts - 1, 0), run_at = now() "
     "WHERE id = ANY($1::bigint[]) AND locked_by = $2 AND state = 'running' RETURNING id";
 
-static const char DONE_SQL[] = "UPDATE jobs SET state = 'done', finished_at = now(), lease_until = NULL, "
-                               "last_error = NULL "
-                               "WHERE id = $1::bigint AND locked_by = $2 AND state = 'running' RETURNING state";
+static const char DONE_SQL[] =
+    "UPDATE jobs SET state = 'done', finished_at = now(), lease_until = NULL, "
+    "last_error = NULL "
+    "WHERE id = $1::bigint AND locked_by = $2 AND state = 'running' RETURNING state";
 
 /* $3 retry delay (ms), $4 no retry, $5 error. Every CASE reads the row as it was before this UPDATE. */
 static const char FAIL_SQL[] =
@@ -86,9 +87,10 @@ static const char FAIL_SQL[] =
     "lease_until = NULL, last_error = $5 "
     "WHERE id = $1::bigint AND locked_by = $2 AND state = 'running' RETURNING state";
 
-static const char CANCEL_SQL[] = "UPDATE jobs SET state = 'cancelled', finished_at = now(), lease_until = NULL, "
-                                 "last_error = $3 "
-                                 "WHERE id = $1::bigint AND locked_by = $2 AND state = 'running' RETURNING state";
+static const char CANCEL_SQL[] =
+    "UPDATE jobs SET state = 'cancelled', finished_at = now(), lease_until = NULL, "
+    "last_error = $3 "
+    "WHERE id = $1::bigint AND locked_by = $2 AND state = 'running' RETURNING state";
 
 /* A final UPDATE that could not run (database unreachable) is sent again on heartbeat ticks; after this many
  * sends the job is let go, and the rescue sweep settles its row once the lease expires. */
@@ -99,8 +101,8 @@ static const char CANCEL_SQL[] = "UPDATE jobs SET state = 'cancelled', finished_
 #define RETRY_AFTER_ERROR_MS 1000
 
 #define RUNNER_STATES(X)                                                                                     \
-    X(RUNNER_NEW, "new")     /* created; jobs_runner_start moves on */                                       \
-    X(RUNNER_IDLE, "idle")   /* waits for a wake-up (NOTIFY, poll tick, next run_at, freed slot) */          \
+    X(RUNNER_NEW, "new")           /* created; jobs_runner_start moves on */                                 \
+    X(RUNNER_IDLE, "idle")         /* waits for a wake-up (NOTIFY, poll tick, next run_at, freed slot) */    \
     X(RUNNER_CLAIMING, "claiming") /* the claim batch is in flight; deadline: query timeout */               \
     X(RUNNER_STOPPING, "stopping") /* passing: stops running jobs, sends the hand-back */                    \
     X(RUNNER_HANDING_BACK, "handing back") /* waits for the hand-back and final UPDATEs; deadline: stop */   \
@@ -123,7 +125,7 @@ static const char *const runner_state_names[] = {
     X(JOB_RUNNING, "running")     /* its handler works on it; its lease is renewed */                        \
     X(JOB_FINISHING, "finishing") /* its final UPDATE is in flight (the pool's deadlines bound it) */        \
     X(JOB_RETRY, "retry")         /* its final UPDATE did not run; sent again on the next heartbeat */       \
-    X(JOB_HANDED, "handed back")  /* work stopped by shutdown; in the hand-back UPDATE */                     \
+    X(JOB_HANDED, "handed back")  /* work stopped by shutdown; in the hand-back UPDATE */                    \
     X(JOB_FORGOTTEN, "forgotten") /* let go of (lost, or jobs_forget); freed by the next runner_advance */
 
 typedef enum {
@@ -151,10 +153,11 @@ typedef struct st_held_t {
     handler_t *handler;
     struct st_held_t *prev, *next;
     job_state_t state;
-    int started;          /* start_cb ran, so cancel_cb is owed on shutdown or loss */
+    int started; /* start_cb ran, so cancel_cb is owed on shutdown or loss */
     char id_text[24];
     uint64_t lease_ends;  /* loop time (ms) by which our lease has surely ended unless renewed */
     uint64_t hb_seq;      /* the heartbeat that last carried this job */
+    uint64_t renewed_seq; /* the last heartbeat that renewed its lease */
     db_query_t *q;        /* the final UPDATE in flight */
     finish_kind_t finish; /* what the final UPDATE says, kept for resending */
     char *finish_err;
@@ -182,9 +185,9 @@ struct st_jobs_runner_t {
     int in_handler;       /* inside start_cb or cancel_cb: runner_advance waits until it returns */
     int wake;             /* claim when there is room */
     int stop_requested;
-    int timer_fired;      /* the state deadline */
+    int timer_fired; /* the state deadline */
     held_list_t held;
-    held_list_t fresh;    /* claimed by the last claim, not yet started */
+    held_list_t fresh; /* claimed by the last claim, not yet started */
     db_listen_t *listen;
     db_query_t *claim_q, *hb_q, *rescue_q, *handback_q;
     char *claim_err; /* the last claim's failure, read by advance */
@@ -384,8 +387,8 @@ static void on_finished(const db_result_t *results, size_t n, void *data)
     const db_result_t *res = &results[n - 1];
     if (res->err != NULL) {
         if (h->tries >= FINISH_MAX_TRIES || r->state >= RUNNER_HANDING_BACK) {
-            log_error(ACTION_FINISH, "job %s (%s): %s; giving up, the lease expiry will settle it", h->id_text,
-                      h->job.kind, res->err);
+            log_error(ACTION_FINISH, "job %s (%s): %s; giving up, the lease expiry will settle it",
+                      h->id_text, h->job.kind, res->err);
             release(h);
             runner_advance(r);
             return;
@@ -395,8 +398,9 @@ static void on_finished(const db_result_t *results, size_t n, void *data)
         return;
     }
     if (PQntuples(res->res) == 0) {
-        log_warn(ACTION_FINISH, "job %s (%s, attempt %d) is no longer ours (its lease expired and it was "
-                                "rescued): its outcome is dropped",
+        log_warn(ACTION_FINISH,
+                 "job %s (%s, attempt %d) is no longer ours (its lease expired and it was "
+                 "rescued): its outcome is dropped",
                  h->id_text, h->job.kind, h->job.attempt);
         r->stats.lost++;
     } else {
@@ -408,8 +412,8 @@ static void on_finished(const db_result_t *results, size_t n, void *data)
                      h->job.kind, h->job.attempt, h->job.max_attempts, h->finish_err, h->delay_ms);
         } else if (h->finish == FINISH_FAIL) {
             r->stats.failed++;
-            log_warn(ACTION_FINISH, "job %s (%s, attempt %d of %d) failed for good: %s", h->id_text, h->job.kind,
-                     h->job.attempt, h->job.max_attempts, h->finish_err);
+            log_warn(ACTION_FINISH, "job %s (%s, attempt %d of %d) failed for good: %s", h->id_text,
+                     h->job.kind, h->job.attempt, h->job.max_attempts, h->finish_err);
         } else if (h->finish == FINISH_CANCEL) {
             r->stats.cancelled++;
             log_info(ACTION_FINISH, "job %s (%s) cancelled%s%s", h->id_text, h->job.kind,
@@ -616,13 +620,15 @@ static void on_renewed(const db_result_t *results, size_t n, void *data)
     int rows = PQntuples(res->res);
     for (int i = 0; i < rows; i++) {
         held_t *h = find_held(r, db_int(res->res, i, "id"));
-        if (h != NULL && h->hb_seq == seq)
+        if (h != NULL && h->hb_seq == seq) {
             h->lease_ends = until;
+            h->renewed_seq = seq;
+        }
     }
     /* A job carried by this heartbeat and not renewed is not ours any more, unless it was being finished (the
      * final UPDATE may have committed first). */
     for (held_t *h = r->held.head; h != NULL; h = h->next)
-        if (h->hb_seq == seq && h->lease_ends < until && h->state == JOB_RUNNING)
+        if (h->hb_seq == seq && h->renewed_seq != seq && h->state == JOB_RUNNING)
             lose(h, "the database no longer has it leased to us");
     runner_advance(r);
 }
@@ -639,8 +645,9 @@ static void on_heartbeat(uv_timer_t *t)
         if (h->state == JOB_RUNNING && now >= h->lease_ends) {
             lose(h, "its lease ran out before it could be renewed");
         } else if (h->state == JOB_RETRY && now >= h->lease_ends) {
-            log_error(ACTION_FINISH, "job %s (%s): its outcome could not be recorded before its lease ran out; "
-                                     "the rescue sweep will settle it",
+            log_error(ACTION_FINISH,
+                      "job %s (%s): its outcome could not be recorded before its lease ran out; "
+                      "the rescue sweep will settle it",
                       h->id_text, h->job.kind);
             h->state = JOB_FORGOTTEN;
         } else if (h->state == JOB_RETRY) {
@@ -824,15 +831,16 @@ static void begin_stop(jobs_runner_t *r)
     }
     int count;
     char *ids = ids_literal(r, 1u << JOB_HANDED, &count);
-    log_info(ACTION_STOP, "stopping job runner %s: %d running job(s) stopped, %d to hand back", r->me, running,
-             count);
+    log_info(ACTION_STOP, "stopping job runner %s: %d running job(s) stopped, %d to hand back", r->me,
+             running, count);
     if (count > 0) {
         const char *params[] = {ids, r->me};
         db_stmt_t stmt = {.sql = HANDBACK_SQL, .nparams = 2, .params = params};
         r->handback_q = db_batch(r->pool, &stmt, 1, on_handed_back, r);
         if (r->handback_q == NULL) {
-            log_error(ACTION_STOP, "the database pool refused the query; the %d job(s) go back to the queue "
-                                   "when their leases expire",
+            log_error(ACTION_STOP,
+                      "the database pool refused the query; the %d job(s) go back to the queue "
+                      "when their leases expire",
                       count);
             for (h = r->held.head; h != NULL;) {
                 held_t *next = h->next;
@@ -906,7 +914,8 @@ static void runner_step(jobs_runner_t *r)
             if (r->claim_got > 0)
                 log_debug(ACTION_CLAIM, "claimed %d job(s)", r->claim_got);
             r->stats.claimed += (uint64_t)r->claim_got;
-            /* Move every claimed job to held before any handler runs, so slots and heartbeats see them all. */
+            /* Move every claimed job to held before any handler runs, so slots and heartbeats see them all.
+             */
             held_t *h;
             while ((h = r->fresh.head) != NULL) {
                 list_remove(&r->fresh, h);
@@ -917,8 +926,8 @@ static void runner_step(jobs_runner_t *r)
             else
                 arm_due(r);
             set_state(r, RUNNER_IDLE);
-            /* Start the claimed jobs. A handler may finish its job inside start_cb (a nested advance only marks
-             * another pass), or stop the runner: jobs not started by then are handed back. */
+            /* Start the claimed jobs. A handler may finish its job inside start_cb (a nested advance only
+             * marks another pass), or stop the runner: jobs not started by then are handed back. */
             for (h = r->held.head; h != NULL && !r->stop_requested; h = h->next) {
                 if (h->state != JOB_CLAIMED)
                     continue;
@@ -942,8 +951,9 @@ static void runner_step(jobs_runner_t *r)
             if (waiting > 0 && !r->timer_fired)
                 return;
             if (waiting > 0) {
-                log_error(ACTION_STOP, "%d quer%s unanswered after %d ms; leaving those jobs to the rescue sweep",
-                          waiting, waiting == 1 ? "y" : "ies", r->cfg.stop_timeout_ms);
+                log_error(ACTION_STOP,
+                          "%d quer%s unanswered after %d ms; leaving those jobs to the rescue sweep", waiting,
+                          waiting == 1 ? "y" : "ies", r->cfg.stop_timeout_ms);
                 db_query_cancel(r->handback_q);
                 r->handback_q = NULL;
             }
@@ -1065,7 +1075,7 @@ int jobs_register(jobs_runner_t *r, const char *kind, jobs_start_cb start, jobs_
         .start = start,
         .cancel = cancel,
         .max = max_concurrency > 0 && max_concurrency < r->cfg.concurrency ? max_concurrency
-                                                                            : r->cfg.concurrency,
+                                                                           : r->cfg.concurrency,
         .due_ms = INT64_MAX,
         .data = data,
     };

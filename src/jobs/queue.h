@@ -4,18 +4,18 @@
  * rows it is about; the table's trigger sends NOTIFY 'inkloop_jobs' (payload: the kind) at commit.
  *
  * The runner claims due jobs of the kinds registered with it (UPDATE ... FOR UPDATE SKIP LOCKED, so several
- * processes never claim one job twice), at most `concurrency` at once and at most a kind's own limit. It wakes
- * on NOTIFY (its own LISTEN connection), on a slow poll timer (the safety net: notifications are a hint), and
- * at the earliest future run_at. While a job runs its lease is renewed every heartbeat; any runner's rescue
- * sweep returns jobs whose lease expired (their process died) to the queue. Every state change of a claimed row
- * checks locked_by = this runner, so a job rescued from us and claimed elsewhere is never finished by us; when
- * a renewal finds a job no longer ours, its handler is told to stop (cancel_cb).
+ * processes never claim one job twice), at most `concurrency` at once and at most a kind's own limit. It
+ * wakes on NOTIFY (its own LISTEN connection), on a slow poll timer (the safety net: notifications are a
+ * hint), and at the earliest future run_at. While a job runs its lease is renewed every heartbeat; any
+ * runner's rescue sweep returns jobs whose lease expired (their process died) to the queue. Every state
+ * change of a claimed row checks locked_by = this runner, so a job rescued from us and claimed elsewhere is
+ * never finished by us; when a renewal finds a job no longer ours, its handler is told to stop (cancel_cb).
  *
  * A handler's contract: start_cb begins the work and returns; later the handler calls exactly one of
- * jobs_done, jobs_fail, jobs_cancel or jobs_forget, after which it must not touch the job. Or the runner calls
- * cancel_cb first (shutdown, lost lease): the handler stops every operation of the job before returning (no
- * callback of its may run afterwards) and never touches the job again; the runner hands the job back to the
- * queue, or leaves it to its new owner. The job's stages must be persisted so a job resumed elsewhere (or
+ * jobs_done, jobs_fail, jobs_cancel or jobs_forget, after which it must not touch the job. Or the runner
+ * calls cancel_cb first (shutdown, lost lease): the handler stops every operation of the job before returning
+ * (no callback of its may run afterwards) and never touches the job again; the runner hands the job back to
+ * the queue, or leaves it to its new owner. The job's stages must be persisted so a job resumed elsewhere (or
  * run again after a rescue) continues from its last persisted stage: jobs run at least once, never twice at
  * the same time while leases hold. */
 #ifndef INKLOOP_JOBS_QUEUE_H
@@ -34,7 +34,7 @@
  * max_attempts (NULL: 5). An active (queued or running) job of the same kind for the article already exists:
  * nothing is inserted (no row returned). Returns the new job's id. */
 #define JOBS_ENQUEUE_SQL                                                                                     \
-    "INSERT INTO jobs (kind, article_id, payload, run_at, max_attempts) "                                   \
+    "INSERT INTO jobs (kind, article_id, payload, run_at, max_attempts) "                                    \
     "VALUES ($1, $2::uuid, coalesce($3::jsonb, '{}'::jsonb), coalesce($4::timestamptz, now()), "             \
     "coalesce($5::int, 5)) "                                                                                 \
     "ON CONFLICT (article_id, kind) WHERE state IN ('queued', 'running') DO NOTHING RETURNING id"
@@ -42,16 +42,16 @@
 /** Like JOBS_ENQUEUE_SQL, but a queued job already there is pulled forward to the earlier run_at ("deliver
  * now" racing with a scheduled delivery). A running one is left alone (no row returned). */
 #define JOBS_ENQUEUE_OR_ADVANCE_SQL                                                                          \
-    "INSERT INTO jobs (kind, article_id, payload, run_at, max_attempts) "                                   \
+    "INSERT INTO jobs (kind, article_id, payload, run_at, max_attempts) "                                    \
     "VALUES ($1, $2::uuid, coalesce($3::jsonb, '{}'::jsonb), coalesce($4::timestamptz, now()), "             \
     "coalesce($5::int, 5)) "                                                                                 \
-    "ON CONFLICT (article_id, kind) WHERE state IN ('queued', 'running') DO UPDATE SET run_at = "             \
+    "ON CONFLICT (article_id, kind) WHERE state IN ('queued', 'running') DO UPDATE SET run_at = "            \
     "least(jobs.run_at, EXCLUDED.run_at) WHERE jobs.state = 'queued' RETURNING id"
 
 /** Marks a job done, for a handler that finishes it inside its own transaction (then calls jobs_forget).
- * $1 job id, $2 runner id (jobs_runner_id). Returns the id when the job was still ours; no row means the lease
- * was lost and the handler's batch should be treated as failed (e.g. put this statement first, and make the
- * batch fail with a following statement that checks it; or check the row count). */
+ * $1 job id, $2 runner id (jobs_runner_id). Returns the id when the job was still ours; no row means the
+ * lease was lost and the handler's batch should be treated as failed (e.g. put this statement first, and make
+ * the batch fail with a following statement that checks it; or check the row count). */
 #define JOBS_DONE_SQL                                                                                        \
     "UPDATE jobs SET state = 'done', finished_at = now(), lease_until = NULL, last_error = NULL "            \
     "WHERE id = $1::bigint AND locked_by = $2 AND state = 'running' RETURNING id"
@@ -78,8 +78,8 @@ struct st_jobs_job_t {
 
 /** Starts work on a claimed job. It may finish the job (jobs_done...) before returning. */
 typedef void (*jobs_start_cb)(jobs_job_t *job, void *data);
-/** Stops a job's work now: when it returns, no operation of the job is in flight and the handler has let go of
- * the job (the runner frees it). */
+/** Stops a job's work now: when it returns, no operation of the job is in flight and the handler has let go
+ * of the job (the runner frees it). */
 typedef void (*jobs_cancel_cb)(jobs_job_t *job, void *data);
 
 typedef struct st_jobs_config_t {
@@ -132,7 +132,8 @@ void jobs_done(jobs_job_t *job);
 /** The job failed with err: queued again after retry_delay_s (JOBS_RETRY_BACKOFF: exponential backoff) while
  * attempts remain, else failed (JOBS_NO_RETRY: failed now). last_error = err. */
 void jobs_fail(jobs_job_t *job, const char *err, int retry_delay_s);
-/** The job was cancelled (its article was deleted or cancelled): cancelled, last_error = reason (may be NULL).
+/** The job was cancelled (its article was deleted or cancelled): cancelled, last_error = reason (may be
+ * NULL).
  */
 void jobs_cancel(jobs_job_t *job, const char *reason);
 /** The handler already finished the row itself (JOBS_DONE_SQL in its own transaction): the runner only lets

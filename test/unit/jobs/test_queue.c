@@ -184,8 +184,8 @@ enum { MAXID = 20000 };
 typedef enum { W_DONE, W_FAIL_BACKOFF, W_FAIL_NOW, W_CANCEL } work_mode_t;
 
 typedef struct {
-    int work_ms;     /* how long each job takes; 0 with sync: finished inside start_cb */
-    int sync_every;  /* ids divisible by this finish inside start_cb (0: none) */
+    int work_ms;    /* how long each job takes; 0 with sync: finished inside start_cb */
+    int sync_every; /* ids divisible by this finish inside start_cb (0: none) */
     work_mode_t mode;
     int running, max_running, started, finished, cancels;
     FILE *report; /* child processes: one line per start */
@@ -338,14 +338,15 @@ static void test_enqueue(void)
     const char *aid = "6f1c1c4e-0000-4000-8000-000000000001";
     const char *ap[] = {aid, user_id};
     const char *jp[] = {"generate_article", aid, "{\"stage\": \"research\"}", NULL, NULL};
-    db_stmt_t stmts[] = {{.sql = "INSERT INTO articles (id, user_id, topic, raw_query) VALUES ($1, $2, 't', 'q')",
-                          .nparams = 2,
-                          .params = ap},
-                         {.sql = JOBS_ENQUEUE_SQL, .nparams = 5, .params = jp}};
+    db_stmt_t stmts[] = {
+        {.sql = "INSERT INTO articles (id, user_id, topic, raw_query) VALUES ($1, $2, 't', 'q')",
+         .nparams = 2,
+         .params = ap},
+        {.sql = JOBS_ENQUEUE_SQL, .nparams = 5, .params = jp}};
     batch_out_t o = {0};
     db_batch(pool, stmts, 2, on_batch, &o);
-    TAP_OK(run_until_at_least(&o.done, 1, 5000) && o.err[0] == '\0', "enqueue: article and job in one batch (%s)",
-           o.err);
+    TAP_OK(run_until_at_least(&o.done, 1, 5000) && o.err[0] == '\0',
+           "enqueue: article and job in one batch (%s)", o.err);
     TAP_IS_INT(o.rows, 1, "enqueue: the job's id is returned");
     TAP_IS_INT(count("SELECT count(*) FROM jobs WHERE article_id = '%s' AND state = 'queued' AND "
                      "payload->>'stage' = 'research' AND max_attempts = 5",
@@ -396,21 +397,57 @@ static void test_concurrency(void)
     TAP_IS_INT(t.started, N, "concurrency: %d starts", N);
     TAP_IS_INT(max_starts_seen, 1, "concurrency: no job started twice");
     TAP_IS_INT(t.max_running, C, "concurrency: at most (and at some point exactly) %d at once", C);
-    TAP_IS_INT(count("SELECT count(*) FROM jobs WHERE state = 'done' AND attempts = 1 AND finished_at IS NOT NULL "
-                     "AND lease_until IS NULL AND locked_by = '%s'",
-                     jobs_runner_id(r)),
-               N, "concurrency: every row done after one attempt, by this runner");
+    TAP_IS_INT(
+        count("SELECT count(*) FROM jobs WHERE state = 'done' AND attempts = 1 AND finished_at IS NOT NULL "
+              "AND lease_until IS NULL AND locked_by = '%s'",
+              jobs_runner_id(r)),
+        N, "concurrency: every row done after one attempt, by this runner");
     jobs_stats_t st;
     jobs_runner_stats(r, &st);
     TAP_OK(st.claimed == N && st.done == N && st.running == 0 && st.lost == 0,
            "concurrency: stats (claimed %llu, done %llu)", (unsigned long long)st.claimed,
            (unsigned long long)st.done);
     const char *me = jobs_runner_id(r);
-    TAP_OK(strchr(me, ':') != NULL && strchr(strchr(me, ':') + 1, ':') != NULL, "concurrency: id %s is "
-                                                                                 "host:pid:random",
+    TAP_OK(strchr(me, ':') != NULL && strchr(strchr(me, ':') + 1, ':') != NULL,
+           "concurrency: id %s is "
+           "host:pid:random",
            me);
     stop_runner(r, "concurrency");
     close_pool(pool, "concurrency");
+}
+
+/* Each kind stays within its own limit, and the runner within its own. */
+static void test_kind_limits(void)
+{
+    reset_tables();
+    reset_starts();
+    enqueue(12, "generate_article", "now()", 5);
+    enqueue(12, "deliver_webhook", "now()", 5);
+    db_pool_t *pool = make_pool(2);
+    tracker_t gen = {.work_ms = 20}, del = {.work_ms = 20};
+    jobs_config_t cfg = {.concurrency = 3, .lease_ms = 5000, .poll_interval_ms = 200};
+    jobs_runner_t *r = make_runner(pool, &cfg, NULL, 1);
+    TAP_IS_INT(jobs_register(r, "generate_article", on_start, on_cancel, 2, &gen), 0,
+               "kinds: first registered");
+    TAP_IS_INT(jobs_register(r, "deliver_webhook", on_start, on_cancel, 1, &del), 0,
+               "kinds: second registered");
+    TAP_IS_INT(jobs_register(r, "deliver_webhook", on_start, on_cancel, 1, &del), -1, "kinds: no duplicate");
+    TAP_IS_INT(jobs_register(r, "Bad-Kind", on_start, on_cancel, 1, &del), -1, "kinds: odd names refused");
+    jobs_runner_start(r);
+    TAP_IS_INT(jobs_register(r, "late", on_start, on_cancel, 1, &del), -1, "kinds: none after start");
+    int total = 0;
+    uint64_t end = time_mono_ms() + 10000;
+    while (total < 24 && time_mono_ms() < end) {
+        run_for(20);
+        total = gen.finished + del.finished;
+    }
+    run_for(100);
+    TAP_OK(gen.finished == 12 && del.finished == 12, "kinds: all ran (%d + %d)", gen.finished, del.finished);
+    TAP_IS_INT(gen.max_running, 2, "kinds: generate_article at most 2 at once");
+    TAP_IS_INT(del.max_running, 1, "kinds: deliver_webhook at most 1 at once");
+    TAP_IS_INT(count("SELECT count(*) FROM jobs WHERE state = 'done'"), 24, "kinds: every row done");
+    stop_runner(r, "kinds");
+    close_pool(pool, "kinds");
 }
 
 /* Two runners on one loop, each with its own pool and LISTEN connection, share 200 jobs. */
@@ -459,7 +496,8 @@ static void on_child_signal(uv_signal_t *sig, int signum)
 }
 
 /* --child CONNINFO MODE: MODE "share" runs short jobs until SIGTERM; "hold" runs jobs that never end (with a
- * 1 s lease renewed every 300 ms) until it is killed. Prints "ready" once listening, then "ran <id>" per job. */
+ * 1 s lease renewed every 300 ms) until it is killed. Prints "ready" once listening, then "ran <id>" per job.
+ */
 static int child_main(const char *conninfo, const char *mode)
 {
     test_conninfo = xstrdup(conninfo);
@@ -564,8 +602,9 @@ static void test_two_processes(void)
         int status = 0;
         waitpid(kids[i].pid, &status, 0);
         fclose(kids[i].out);
-        TAP_OK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "two processes: child %d exited cleanly on SIGTERM "
-                                                              "(status %d)",
+        TAP_OK(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+               "two processes: child %d exited cleanly on SIGTERM "
+               "(status %d)",
                i, status);
     }
     TAP_IS_INT(per[0] + per[1], N, "two processes: %d runs in all", N);
@@ -594,7 +633,8 @@ static void test_kill9(void)
 
     db_pool_t *pool = make_pool(2);
     tracker_t t = {.work_ms = 10};
-    jobs_config_t cfg = {.concurrency = 4, .lease_ms = 5000, .poll_interval_ms = 10000, .rescue_interval_ms = 200};
+    jobs_config_t cfg = {
+        .concurrency = 4, .lease_ms = 5000, .poll_interval_ms = 10000, .rescue_interval_ms = 200};
     jobs_runner_t *r = make_runner(pool, &cfg, &t, 1);
     jobs_runner_start(r);
     TAP_OK(run_until_at_least(&t.finished, 3, 5000), "kill -9: the jobs ran here (%d)", t.finished);
@@ -693,8 +733,8 @@ static void test_lease_renewal(void)
     close_pool(pool, "lease");
 }
 
-/* A runner that stops renewing (its heartbeat never fires): another rescues and runs its jobs; the first one's
- * late jobs_done does not touch the rows. */
+/* A runner that stops renewing (its heartbeat never fires): another rescues and runs its jobs; the first
+ * one's late jobs_done does not touch the rows. */
 static void test_rescue(void)
 {
     reset_tables();
@@ -702,9 +742,13 @@ static void test_rescue(void)
     enqueue(3, "generate_article", "now()", 5);
     db_pool_t *pool = make_pool(2);
     tracker_t ta = {.work_ms = 1500}, tb = {.work_ms = 50};
-    jobs_config_t dead = {.concurrency = 3, .lease_ms = 500, .heartbeat_ms = 3600000, .poll_interval_ms = 200,
+    jobs_config_t dead = {.concurrency = 3,
+                          .lease_ms = 500,
+                          .heartbeat_ms = 3600000,
+                          .poll_interval_ms = 200,
                           .rescue_interval_ms = 3600000};
-    jobs_config_t live = {.concurrency = 3, .lease_ms = 5000, .poll_interval_ms = 200, .rescue_interval_ms = 100};
+    jobs_config_t live = {
+        .concurrency = 3, .lease_ms = 5000, .poll_interval_ms = 200, .rescue_interval_ms = 100};
     jobs_runner_t *a = make_runner(pool, &dead, &ta, 0), *b = make_runner(pool, &live, &tb, 0);
     jobs_runner_start(a);
     TAP_OK(run_until_at_least(&ta.started, 3, 3000), "rescue: the dying runner holds 3 jobs");
@@ -719,8 +763,9 @@ static void test_rescue(void)
     jobs_stats_t st;
     jobs_runner_stats(a, &st);
     TAP_IS_INT(st.lost, 3, "rescue: its outcomes were dropped (locked_by is not it)");
-    TAP_IS_INT(count("SELECT count(*) FROM jobs WHERE state = 'done' AND locked_by = '%s'", jobs_runner_id(b)), 3,
-               "rescue: the rows still say the live runner finished them");
+    TAP_IS_INT(
+        count("SELECT count(*) FROM jobs WHERE state = 'done' AND locked_by = '%s'", jobs_runner_id(b)), 3,
+        "rescue: the rows still say the live runner finished them");
     stop_runner(a, "rescue");
     stop_runner(b, "rescue");
     close_pool(pool, "rescue");
@@ -770,8 +815,9 @@ static void test_retry(void)
     enqueue(1, "generate_article", "now()", 5);
     TAP_OK(run_until_at_least(&t.finished, 8, 3000), "cancel: ran");
     run_for(100);
-    TAP_IS_INT(count("SELECT count(*) FROM jobs WHERE state = 'cancelled' AND last_error = 'article deleted'"), 1,
-               "cancel: cancelled with its reason");
+    TAP_IS_INT(
+        count("SELECT count(*) FROM jobs WHERE state = 'cancelled' AND last_error = 'article deleted'"), 1,
+        "cancel: cancelled with its reason");
     stop_runner(r, "retry");
     close_pool(pool, "retry");
 }
@@ -794,9 +840,10 @@ static void test_stop_hands_back(void)
     stop_runner(r, "stop");
     TAP_OK(time_mono_ms() - t0 < 1000, "stop: quick");
     TAP_IS_INT(t.cancels, 3, "stop: cancel_cb ran for each running job");
-    TAP_IS_INT(count("SELECT count(*) FROM jobs WHERE state = 'queued' AND attempts = 0 AND locked_by IS NULL "
-                     "AND lease_until IS NULL AND run_at <= now()"),
-               5, "stop: every job queued again, attempts restored");
+    TAP_IS_INT(
+        count("SELECT count(*) FROM jobs WHERE state = 'queued' AND attempts = 0 AND locked_by IS NULL "
+              "AND lease_until IS NULL AND run_at <= now()"),
+        5, "stop: every job queued again, attempts restored");
     close_pool(pool, "stop");
 }
 
@@ -898,6 +945,7 @@ int main(int argc, char **argv)
 
     test_enqueue();
     test_concurrency();
+    test_kind_limits();
     test_two_runners();
     test_notify_and_delay();
     test_lease_renewal();
