@@ -8,6 +8,7 @@
 #include "http/handlers.h"
 #include "http/router.h"
 #include "http/server.h"
+#include "jobs/queue.h"
 #include "net/net.h"
 #include "pipeline/llm.h"
 #include "pipeline/search.h"
@@ -61,7 +62,7 @@ static int migrate_with_retry(const char *conninfo, int attempts)
 /* Shutdown runs as a sequence of asynchronous steps, each closing one part after the parts that depend on it:
  * no new requests first, then what requests and jobs use, the database last. */
 #define STOP_STEPS(X)                                                                                        \
-    X(HTTP)    /* waits for in-flight requests (bounded) and closed connections */                            \
+    X(DRAIN)   /* waits for in-flight requests (bounded) and for running jobs to be handed back */            \
     X(LLM)     /* cancels LLM calls */                                                                        \
     X(SEARCH)  /* cancels search calls */                                                                     \
     X(NET)     /* closes the curl multi driver */                                                             \
@@ -92,6 +93,16 @@ static void on_step_done(void *data)
     stop_advance(p);
 }
 
+/* The HTTP drain and the runner's stop run together: jobs are handed back (and resume elsewhere) at once, not
+ * after the HTTP drain, so they are safe before an orchestrator's kill grace runs out. */
+static int drain_pending;
+
+static void on_drain_part_done(void *data)
+{
+    if (--drain_pending == 0)
+        on_step_done(data);
+}
+
 static void on_signal_closed(uv_handle_t *h)
 {
     process_t *p = h->data;
@@ -105,9 +116,14 @@ static void stop_advance(process_t *p)
     for (;;) {
         log_debug("stopping", "step %s", stop_step_names[stop_step]);
         switch (stop_step) {
-        case STOP_HTTP:
-            http_server_shutdown(p->app.http, (uint64_t)p->cfg.shutdown_timeout_s * 1000, on_step_done, p);
+        case STOP_DRAIN:
+            drain_pending = 1 + (p->app.jobs != NULL);
+            http_server_shutdown(p->app.http, (uint64_t)p->cfg.shutdown_timeout_s * 1000, on_drain_part_done, p);
             p->app.http = NULL;
+            if (p->app.jobs != NULL) {
+                jobs_runner_stop(p->app.jobs, on_drain_part_done, p);
+                p->app.jobs = NULL;
+            }
             return;
         case STOP_LLM:
             if (p->app.llm == NULL)
@@ -159,7 +175,7 @@ static void on_signal(uv_signal_t *sig, int signum)
     p->app.stopping = 1;
     log_info("stopping", "%s received: no new connections, draining %zu in-flight request(s) for up to %d s",
              signum == SIGINT ? "SIGINT" : "SIGTERM", http_server_in_flight(p->app.http), p->cfg.shutdown_timeout_s);
-    stop_step = STOP_HTTP;
+    stop_step = STOP_DRAIN;
     stop_advance(p);
 }
 
@@ -196,6 +212,17 @@ static int serve(process_t *p)
         log_warn("starting", "LLM_BASE_URL is not set: articles and titles cannot be generated");
     if (p->app.search == NULL)
         log_warn("starting", "SEARCH_PROVIDER is not set: research finds no sources");
+
+    if (p->cfg.roles & ROLE_WORKER) {
+        /* Job kinds are registered (jobs_register) between create and start by the modules that run them. */
+        jobs_config_t jc = {.conninfo = p->cfg.database_url};
+        p->app.jobs = jobs_runner_create(&p->loop, p->app.db, &jc);
+        if (p->app.jobs == NULL) {
+            log_error("starting", "the job runner could not be created");
+            return 1;
+        }
+        jobs_runner_start(p->app.jobs);
+    }
 
     p->app.http = http_server_create(&p->loop, &p->app, p->cfg.max_body_bytes);
     http_server_set_routes(p->app.http, http_routes, http_route_count);

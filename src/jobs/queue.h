@@ -1,0 +1,143 @@
+/* The durable job queue (table jobs, sql/0001_init.sql) and the runner that works it in this process.
+ *
+ * Enqueueing is plain SQL that callers put in their own db_batch, so a job commits (or not) together with the
+ * rows it is about; the table's trigger sends NOTIFY 'inkloop_jobs' (payload: the kind) at commit.
+ *
+ * The runner claims due jobs of the kinds registered with it (UPDATE ... FOR UPDATE SKIP LOCKED, so several
+ * processes never claim one job twice), at most `concurrency` at once and at most a kind's own limit. It
+ * wakes on NOTIFY (its own LISTEN connection), on a slow poll timer (the safety net: notifications are a
+ * hint), and at the earliest future run_at. While a job runs its lease is renewed every heartbeat; any
+ * runner's rescue sweep returns jobs whose lease expired (their process died) to the queue. Every state
+ * change of a claimed row checks locked_by = this runner, so a job rescued from us and claimed elsewhere is
+ * never finished by us; when a renewal finds a job no longer ours, its handler is told to stop (cancel_cb).
+ *
+ * A handler's contract: start_cb begins the work and returns; later the handler calls exactly one of
+ * jobs_done, jobs_fail, jobs_cancel or jobs_forget, after which it must not touch the job. Or the runner
+ * calls cancel_cb first (shutdown, lost lease): the handler stops every operation of the job before returning
+ * (no callback of its may run afterwards) and never touches the job again; the runner hands the job back to
+ * the queue, or leaves it to its new owner. The job's stages must be persisted so a job resumed elsewhere (or
+ * run again after a rescue) continues from its last persisted stage: jobs run at least once, never twice at
+ * the same time while leases hold. */
+#ifndef INKLOOP_JOBS_QUEUE_H
+#define INKLOOP_JOBS_QUEUE_H
+
+#include "db/db.h"
+
+#include <stdint.h>
+#include <uv.h>
+
+/** The channel the jobs trigger notifies on; the payload is the job's kind. */
+#define JOBS_CHANNEL "inkloop_jobs"
+
+/** Enqueues a job; put it in the same db_batch as the rows it is about. Parameters: $1 kind, $2 article_id
+ * (uuid text), $3 payload (JSON object text, NULL: {}), $4 run_at (timestamptz text, NULL: now), $5
+ * max_attempts (NULL: 5). An active (queued or running) job of the same kind for the article already exists:
+ * nothing is inserted (no row returned). Returns the new job's id. */
+#define JOBS_ENQUEUE_SQL                                                                                     \
+    "INSERT INTO jobs (kind, article_id, payload, run_at, max_attempts) "                                    \
+    "VALUES ($1, $2::uuid, coalesce($3::jsonb, '{}'::jsonb), coalesce($4::timestamptz, now()), "             \
+    "coalesce($5::int, 5)) "                                                                                 \
+    "ON CONFLICT (article_id, kind) WHERE state IN ('queued', 'running') DO NOTHING RETURNING id"
+
+/** Like JOBS_ENQUEUE_SQL, but a queued job already there is pulled forward to the earlier run_at ("deliver
+ * now" racing with a scheduled delivery). A running one is left alone (no row returned). */
+#define JOBS_ENQUEUE_OR_ADVANCE_SQL                                                                          \
+    "INSERT INTO jobs (kind, article_id, payload, run_at, max_attempts) "                                    \
+    "VALUES ($1, $2::uuid, coalesce($3::jsonb, '{}'::jsonb), coalesce($4::timestamptz, now()), "             \
+    "coalesce($5::int, 5)) "                                                                                 \
+    "ON CONFLICT (article_id, kind) WHERE state IN ('queued', 'running') DO UPDATE SET run_at = "            \
+    "least(jobs.run_at, EXCLUDED.run_at) WHERE jobs.state = 'queued' RETURNING id"
+
+/** Marks a job done, for a handler that finishes it inside its own transaction (then calls jobs_forget).
+ * $1 job id, $2 runner id (jobs_runner_id). Returns the id when the job was still ours; no row means the
+ * lease was lost and the handler's batch should be treated as failed (e.g. put this statement first, and make
+ * the batch fail with a following statement that checks it; or check the row count). */
+#define JOBS_DONE_SQL                                                                                        \
+    "UPDATE jobs SET state = 'done', finished_at = now(), lease_until = NULL, last_error = NULL "            \
+    "WHERE id = $1::bigint AND locked_by = $2 AND state = 'running' RETURNING id"
+
+/** jobs_fail's retry_delay_s: exponential backoff from the runner's retry_base_ms. */
+#define JOBS_RETRY_BACKOFF (-1)
+/** jobs_fail's retry_delay_s: fail now, whatever the attempts left (the error is permanent). */
+#define JOBS_NO_RETRY (-2)
+
+typedef struct st_jobs_runner_t jobs_runner_t;
+typedef struct st_jobs_job_t jobs_job_t;
+
+/** One claimed job, owned by the runner (it is the head of a larger private struct). Handlers read the fields
+ * and may set data. */
+struct st_jobs_job_t {
+    int64_t id;
+    const char *kind;
+    const char *article_id; /* uuid text; NULL when the job has none */
+    const char *payload;    /* JSON object text */
+    int attempt;            /* this run's number, 1 for the first */
+    int max_attempts;
+    void *data; /* the handler's own, per job */
+};
+
+/** Starts work on a claimed job. It may finish the job (jobs_done...) before returning. */
+typedef void (*jobs_start_cb)(jobs_job_t *job, void *data);
+/** Stops a job's work now: when it returns, no operation of the job is in flight and the handler has let go
+ * of the job (the runner frees it). */
+typedef void (*jobs_cancel_cb)(jobs_job_t *job, void *data);
+
+typedef struct st_jobs_config_t {
+    const char *conninfo;   /* for the LISTEN connection (the pool's database); NULL: poll only */
+    const char *worker_id;  /* locked_by; NULL: "<hostname>:<pid>:<random>" */
+    int concurrency;        /* jobs at once in this process (default 8) */
+    int lease_ms;           /* how long a claim holds without renewal (default 60000) */
+    int heartbeat_ms;       /* lease renewal period (default lease_ms / 3) */
+    int poll_interval_ms;   /* safety-net claim period (default 5000) */
+    int rescue_interval_ms; /* expired-lease sweep period (default 10000) */
+    int retry_base_ms;      /* first JOBS_RETRY_BACKOFF delay, doubled per attempt (default 10000) */
+    int retry_max_ms;       /* backoff cap (default 600000) */
+    int query_timeout_ms;   /* deadline on the runner's own queries (default 30000) */
+    int stop_timeout_ms;    /* how long stopping waits for the hand-back (default 10000) */
+} jobs_config_t;
+
+typedef struct st_jobs_stats_t {
+    int running;        /* jobs held now (running or being finished) */
+    int listening;      /* 1 while the LISTEN connection is subscribed */
+    uint64_t claimed;   /* jobs claimed since start */
+    uint64_t done;      /* finished done / failed / cancelled (as recorded in the database) */
+    uint64_t failed;    /* jobs_fail that ended the job failed */
+    uint64_t retried;   /* jobs_fail that queued a retry */
+    uint64_t cancelled; /* jobs_cancel */
+    uint64_t lost;      /* jobs found no longer ours (lease expired and rescued) */
+    uint64_t rescued;   /* expired jobs this runner's sweeps returned to the queue or failed */
+    uint64_t claims;    /* claim queries sent */
+} jobs_stats_t;
+
+/** Creates a runner using pool for its queries; nothing runs until jobs_runner_start. Strings are copied.
+ * Returns NULL (logged) when the LISTEN connection's conninfo cannot be parsed. */
+jobs_runner_t *jobs_runner_create(uv_loop_t *loop, db_pool_t *pool, const jobs_config_t *cfg);
+/** Registers the handler of one kind, with its own concurrency limit (<= 0: the runner's). Only before
+ * jobs_runner_start. Returns 0 or -1. */
+int jobs_register(jobs_runner_t *runner, const char *kind, jobs_start_cb start, jobs_cancel_cb cancel,
+                  int max_concurrency, void *data);
+/** Starts listening, claiming, renewing and rescuing. A runner without kinds still rescues. */
+void jobs_runner_start(jobs_runner_t *runner);
+/** Shuts down: stops claiming, calls cancel_cb of every running job, hands them back to the queue (queued,
+ * run now, attempts restored), waits for finishing jobs' updates, closes every handle, then calls cb. The
+ * runner is freed after cb returns. */
+void jobs_runner_stop(jobs_runner_t *runner, void (*cb)(void *data), void *data);
+/** This runner's locked_by. */
+const char *jobs_runner_id(const jobs_runner_t *runner);
+/** Fills stats. */
+void jobs_runner_stats(const jobs_runner_t *runner, jobs_stats_t *stats);
+
+/** The job succeeded: done. */
+void jobs_done(jobs_job_t *job);
+/** The job failed with err: queued again after retry_delay_s (JOBS_RETRY_BACKOFF: exponential backoff) while
+ * attempts remain, else failed (JOBS_NO_RETRY: failed now). last_error = err. */
+void jobs_fail(jobs_job_t *job, const char *err, int retry_delay_s);
+/** The job was cancelled (its article was deleted or cancelled): cancelled, last_error = reason (may be
+ * NULL).
+ */
+void jobs_cancel(jobs_job_t *job, const char *reason);
+/** The handler already finished the row itself (JOBS_DONE_SQL in its own transaction): the runner only lets
+ * go of the job. */
+void jobs_forget(jobs_job_t *job);
+
+#endif
