@@ -10,6 +10,7 @@
 #include "http/server.h"
 #include "jobs/queue.h"
 #include "net/net.h"
+#include "pipeline/generate.h"
 #include "pipeline/llm.h"
 #include "pipeline/search.h"
 
@@ -117,6 +118,7 @@ static void stop_advance(process_t *p)
         log_debug("stopping", "step %s", stop_step_names[stop_step]);
         switch (stop_step) {
         case STOP_DRAIN:
+            generate_stop(&p->app);
             drain_pending = 1 + (p->app.jobs != NULL);
             http_server_shutdown(p->app.http, (uint64_t)p->cfg.shutdown_timeout_s * 1000, on_drain_part_done, p);
             p->app.http = NULL;
@@ -195,7 +197,7 @@ static int serve(process_t *p)
                             .size = p->cfg.db_pool_size,
                             .max_waiting = p->cfg.db_max_waiting};
     p->app.db = db_pool_create(&p->loop, &dbc);
-    if (http_prepare_statements(p->app.db) != 0) {
+    if (http_prepare_statements(p->app.db) != 0 || generate_prepare(p->app.db) != 0) {
         log_error("starting", "registering SQL statements failed");
         return 1;
     }
@@ -215,10 +217,17 @@ static int serve(process_t *p)
 
     if (p->cfg.roles & ROLE_WORKER) {
         /* Job kinds are registered (jobs_register) between create and start by the modules that run them. */
-        jobs_config_t jc = {.conninfo = p->cfg.database_url};
+        jobs_config_t jc = {.conninfo = p->cfg.database_url,
+                            .concurrency = p->cfg.worker_concurrency,
+                            .lease_ms = p->cfg.job_lease_s * 1000,
+                            .rescue_interval_ms = p->cfg.job_lease_s * 1000 / 3};
         p->app.jobs = jobs_runner_create(&p->loop, p->app.db, &jc);
         if (p->app.jobs == NULL) {
             log_error("starting", "the job runner could not be created");
+            return 1;
+        }
+        if (generate_start(&p->app) != 0) {
+            log_error("starting", "registering the job handlers failed");
             return 1;
         }
         jobs_runner_start(p->app.jobs);

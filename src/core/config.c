@@ -244,7 +244,11 @@ int config_load(config_t *cfg, config_lookup_cb lookup, void *ctx, char *err, si
     if (get_int(&l, "DB_POOL_SIZE", 4, 1, 256, &cfg->db_pool_size) != 0 ||
         get_int(&l, "DB_MAX_WAITING", 1024, 0, 1000000, &cfg->db_max_waiting) != 0 ||
         get_int(&l, "MAX_BODY_BYTES", 1048576, 1024, 64 * 1048576, &body) != 0 ||
-        get_int(&l, "SHUTDOWN_TIMEOUT_S", 10, 0, 3600, &cfg->shutdown_timeout_s) != 0)
+        get_int(&l, "SHUTDOWN_TIMEOUT_S", 10, 0, 3600, &cfg->shutdown_timeout_s) != 0 ||
+        get_int(&l, "WORKER_CONCURRENCY", 64, 1, 10000, &cfg->worker_concurrency) != 0 ||
+        get_int(&l, "JOB_LEASE_S", 60, 2, 3600, &cfg->job_lease_s) != 0 ||
+        get_int(&l, "LLM_TIMEOUT_S", 180, 1, 3600, &cfg->llm_timeout_s) != 0 ||
+        get_int(&l, "LLM_MAX_ATTEMPTS", 4, 1, 10, &cfg->llm_max_attempts) != 0)
         return -1;
     cfg->max_body_bytes = (size_t)body;
     return 0;

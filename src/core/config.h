@@ -43,6 +43,10 @@ typedef struct st_config_t {
     int db_max_waiting;       /* DB_MAX_WAITING (1024): queries queued for a connection before 503 */
     size_t max_body_bytes;    /* MAX_BODY_BYTES (1048576): request body limit, 413 past it */
     int shutdown_timeout_s;   /* SHUTDOWN_TIMEOUT_S (10): how long SIGTERM waits for in-flight requests */
+    int worker_concurrency;   /* WORKER_CONCURRENCY (64): jobs one process runs at once */
+    int job_lease_s;          /* JOB_LEASE_S (60): how long a claimed job survives its process without renewal */
+    int llm_timeout_s;        /* LLM_TIMEOUT_S (180): one LLM request's deadline */
+    int llm_max_attempts;     /* LLM_MAX_ATTEMPTS (4): tries per LLM call on 429/5xx/timeouts */
 } config_t;
 
 /** Looks up one variable; returns NULL when it is not set. */

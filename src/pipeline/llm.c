@@ -40,8 +40,11 @@ llm_t *llm_create(uv_loop_t *loop, net_t *net, const config_t *cfg)
         llm->auth_header = xasprintf("Authorization: Bearer %s", cfg->llm_api_key);
     llm->model = xstrdup(cfg->llm_model);
     /* The operator chose this endpoint, so a local model server (private address) is allowed. A long article
-     * takes minutes to write on a slow model: each attempt gets 3 minutes. */
-    provider_config_t pc = {.name = "llm", .max_in_flight = 32, .max_attempts = 4, .timeout_ms = 180000,
+     * takes minutes to write on a slow model: each attempt gets LLM_TIMEOUT_S (3 minutes by default). */
+    provider_config_t pc = {.name = "llm",
+                            .max_in_flight = 32,
+                            .max_attempts = cfg->llm_max_attempts,
+                            .timeout_ms = (long)cfg->llm_timeout_s * 1000,
                             .allow_private = 1};
     llm->provider = provider_create(loop, net, &pc);
     return llm;
