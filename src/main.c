@@ -13,6 +13,7 @@
 #include "pipeline/generate.h"
 #include "pipeline/llm.h"
 #include "pipeline/search.h"
+#include "webhook/deliver.h"
 
 #include <pthread.h>
 #include <signal.h>
@@ -119,6 +120,7 @@ static void stop_advance(process_t *p)
         switch (stop_step) {
         case STOP_DRAIN:
             generate_stop(&p->app);
+            deliver_stop(&p->app);
             drain_pending = 1 + (p->app.jobs != NULL);
             http_server_shutdown(p->app.http, (uint64_t)p->cfg.shutdown_timeout_s * 1000, on_drain_part_done, p);
             p->app.http = NULL;
@@ -197,7 +199,8 @@ static int serve(process_t *p)
                             .size = p->cfg.db_pool_size,
                             .max_waiting = p->cfg.db_max_waiting};
     p->app.db = db_pool_create(&p->loop, &dbc);
-    if (http_prepare_statements(p->app.db) != 0 || generate_prepare(p->app.db) != 0) {
+    if (http_prepare_statements(p->app.db) != 0 || generate_prepare(p->app.db) != 0 ||
+        deliver_prepare(p->app.db) != 0) {
         log_error("starting", "registering SQL statements failed");
         return 1;
     }
@@ -226,7 +229,7 @@ static int serve(process_t *p)
             log_error("starting", "the job runner could not be created");
             return 1;
         }
-        if (generate_start(&p->app) != 0) {
+        if (generate_start(&p->app) != 0 || deliver_start(&p->app) != 0) {
             log_error("starting", "registering the job handlers failed");
             return 1;
         }

@@ -20,4 +20,14 @@ int titlegen_prepare(db_pool_t *pool);
 /** POST /generate/titles: titles from one LLM call, stored as generated. */
 void titlegen_post(http_req_t *req);
 
+/* webhooks.c */
+/** SQL registered by webhooks.c. */
+int webhooks_prepare(db_pool_t *pool);
+/** POST /integrations/test: a signed test delivery to a URL. */
+void webhooks_test_url(http_req_t *req);
+/** POST /integrations/{id}/test: a test delivery to a stored integration; records last_test_at/status. */
+void webhooks_test_integration(http_req_t *req);
+/** POST /admin/deliveries/sweep: queues every due delivery that has no job, now. */
+void webhooks_admin_sweep(http_req_t *req);
+
 #endif

@@ -37,6 +37,9 @@ const http_route_t http_routes[] = {
     {"POST", "/generate/titles", titlegen_post, ROUTE_USER},
 
     {"POST", "/integrations", integrations_create, ROUTE_USER},
+    {"POST", "/integrations/test", webhooks_test_url, ROUTE_USER},
+    {"POST", "/integrations/{integration_id}/test", webhooks_test_integration, ROUTE_USER},
+    {"POST", "/admin/deliveries/sweep", webhooks_admin_sweep, ROUTE_ADMIN},
     {"GET", "/integrations", integrations_list, ROUTE_USER},
     {"GET", "/integrations/{integration_id}", integrations_get, ROUTE_USER},
     {"GET", "/integrations/{integration_id}/secret", integrations_secret, ROUTE_USER},
@@ -76,7 +79,8 @@ int http_prepare_statements(db_pool_t *pool)
         titlegen_prepare(pool) != 0 || ops_prepare(pool) != 0)
         return -1;
     if (timezones_prepare(pool) != 0 || integrations_prepare(pool) != 0 || campaigns_prepare(pool) != 0 ||
-        idem_prepare(pool) != 0 || articles_prepare(pool) != 0 || titles_prepare(pool) != 0)
+        idem_prepare(pool) != 0 || articles_prepare(pool) != 0 || titles_prepare(pool) != 0 ||
+        webhooks_prepare(pool) != 0)
         return -1;
     return 0;
 }

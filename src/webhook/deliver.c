@@ -1,0 +1,478 @@
+#include "webhook/deliver.h"
+#include "core/alloc.h"
+#include "core/buf.h"
+#include "core/json.h"
+#include "core/log.h"
+#include "core/metrics.h"
+#include "core/timeutil.h"
+#include "jobs/queue.h"
+#include "webhook/payload.h"
+#include "webhook/send.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A Retry-After longer than this does not postpone the next attempt further (API.md section 6). */
+#define RETRY_AFTER_CAP_S 3600
+/* Deliveries one process sends at once: a slow receiver holds one slot, never the others or the API. */
+#define DELIVER_MAX_CONCURRENCY 64
+
+/* Each state names what the machine does or waits for. */
+#define DLV_STATES(X)                                                                                        \
+    X(LOAD)      /* reads the article, its sources and its integration */                                  \
+    X(LOADING)   /* waits for them */                                                                       \
+    X(SEND)      /* builds the body, signs it, sends it */                                                 \
+    X(SENDING)   /* waits for the receiver (WEBHOOK_TIMEOUT_S bounds it) */                                \
+    X(RECORD)    /* records the attempt, the article's new state and the job's end in one transaction */   \
+    X(RECORDING) /* waits for that transaction */                                                           \
+    X(DONE)
+
+typedef enum {
+#define X(s) DLV_##s,
+    DLV_STATES(X)
+#undef X
+} dlv_state_t;
+
+static const char *const dlv_state_names[] = {
+#define X(s) #s,
+    DLV_STATES(X)
+#undef X
+};
+
+typedef struct st_dlv_t {
+    app_t *app;
+    jobs_job_t *job;
+    dlv_state_t state;
+    int ready;
+    char id[37];
+    char msg_id[40];
+    db_query_t *q;
+    webhook_send_t *send;
+    PGresult *row; /* the loaded article */
+    const char *db_err;
+    char db_errbuf[300];
+    int db_rows;
+    /* the attempt's outcome */
+    int success;
+    long status;
+    char error[320];
+    long retry_after_s;
+    char *published_url;
+    int64_t duration_ms;
+    int disable; /* 410: the integration is turned off */
+    int final;   /* no attempt follows this one whatever the count (410, disabled integration) */
+} dlv_t;
+
+static struct {
+    app_t *app;
+    uv_timer_t sweep;
+    int started;
+    int sweeping;
+} D;
+
+static void advance(dlv_t *d);
+
+static const struct {
+    const char *name, *sql;
+} statements[] = {
+    {"dlv_load",
+     "SELECT a.id, a.status, a.campaign_id, a.topic, a.content, a.content_html, a.category,"
+     "       (a.brief -> 'keywords')::text AS keywords, a.meta_description, a.slug, a.word_count,"
+     "       a.scheduled_at, a.created_at, a.posting_attempt_count, a.webhook_integration_id,"
+     "       (SELECT coalesce(json_agg(json_build_object('url', s.url, 'title', s.title) ORDER BY s.position),"
+     "                        '[]') FROM article_sources s WHERE s.article_id = a.id)::text AS sources,"
+     "       i.webhook_url, i.webhook_secret, i.api_key, i.is_active"
+     "  FROM articles a LEFT JOIN webhook_integrations i ON i.id = a.webhook_integration_id"
+     " WHERE a.id = $1"},
+    {"dlv_attempt",
+     "INSERT INTO webhook_deliveries (article_id, integration_id, attempt, url, webhook_id, success, status_code,"
+     "                                error, duration_ms)"
+     " VALUES ($1, $2, $3::int, $4, $5, $6::bool, nullif($7::int, 0), $8, $9::int)"},
+    /* Success: posted, and the campaign counts it, only when this attempt is the one that posted it. */
+    {"dlv_posted",
+     "WITH u AS (UPDATE articles SET status = 'posted', posted_at = now(), published_url = coalesce($2, published_url),"
+     "                               last_posting_error = NULL, next_delivery_at = NULL, webhook_id = $3"
+     "            WHERE id = $1 AND status = 'completed' RETURNING campaign_id)"
+     " UPDATE campaigns c SET articles_posted = articles_posted + 1 FROM u WHERE c.id = u.campaign_id"},
+    {"dlv_integration_ok",
+     "UPDATE webhook_integrations SET last_success_at = now(), consecutive_failures = 0 WHERE id = $1"},
+    /* Failure: one more attempt used; the next is due after the delay, or none is left. */
+    {"dlv_failed",
+     "UPDATE articles SET posting_attempt_count = posting_attempt_count + 1, last_posting_error = $2, webhook_id = $3,"
+     "       status = CASE WHEN $5::bool OR posting_attempt_count + 1 >= $4::int THEN 'delivery_failed' ELSE status END,"
+     "       next_delivery_at = CASE WHEN $5::bool OR posting_attempt_count + 1 >= $4::int THEN NULL"
+     "                               ELSE now() + make_interval(secs => $6::int) END"
+     " WHERE id = $1 AND status = 'completed'"},
+    {"dlv_integration_failed",
+     "UPDATE webhook_integrations SET consecutive_failures = consecutive_failures + 1,"
+     "       is_active = CASE WHEN $2::bool THEN false ELSE is_active END,"
+     "       disabled_reason = CASE WHEN $2::bool THEN $3 ELSE disabled_reason END"
+     " WHERE id = $1"},
+    {"dlv_job_done", JOBS_DONE_SQL},
+    /* The next attempt is a job due at next_delivery_at (queued after this one is done, same transaction). */
+    {"dlv_next",
+     "INSERT INTO jobs (kind, article_id, run_at)"
+     " SELECT 'deliver_webhook', id, next_delivery_at FROM articles"
+     "  WHERE id = $1 AND status = 'completed' AND webhook_integration_id IS NOT NULL AND next_delivery_at IS NOT NULL"
+     " ON CONFLICT (article_id, kind) WHERE state IN ('queued', 'running') DO NOTHING"},
+    /* The safety net: due deliveries that have no job (a crash between completion and enqueue, a job that
+     * failed on its own). Reads only the due rows (articles_delivery_due_idx). */
+    {"dlv_sweep",
+     "INSERT INTO jobs (kind, article_id, run_at)"
+     " SELECT 'deliver_webhook', a.id, a.next_delivery_at FROM articles a"
+     "  WHERE a.status = 'completed' AND a.webhook_integration_id IS NOT NULL AND a.next_delivery_at IS NOT NULL"
+     "    AND a.next_delivery_at <= now()"
+     "    AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.article_id = a.id AND j.kind = 'deliver_webhook'"
+     "                     AND j.state IN ('queued', 'running'))"
+     " ON CONFLICT (article_id, kind) WHERE state IN ('queued', 'running') DO NOTHING RETURNING article_id"},
+};
+
+int deliver_prepare(db_pool_t *pool)
+{
+    for (size_t i = 0; i < sizeof(statements) / sizeof(statements[0]); i++)
+        if (db_pool_prepare(pool, statements[i].name, statements[i].sql) != 0)
+            return -1;
+    return 0;
+}
+
+static void set_state(dlv_t *d, dlv_state_t s)
+{
+    if (log_enabled(LOG_LEVEL_DEBUG))
+        log_debug("delivering a webhook", "article %s: %s -> %s", d->id, dlv_state_names[d->state],
+                  dlv_state_names[s]);
+    d->state = s;
+}
+
+static void teardown(dlv_t *d)
+{
+    set_state(d, DLV_DONE);
+    if (d->q != NULL)
+        db_query_cancel(d->q);
+    if (d->send != NULL)
+        webhook_send_cancel(d->send);
+    PQclear(d->row);
+    free(d->published_url);
+    free(d);
+}
+
+static const char *col(const dlv_t *d, const char *name)
+{
+    return db_value(d->row, 0, name);
+}
+
+static void on_db(const db_result_t *r, size_t n, void *data)
+{
+    dlv_t *d = data;
+    d->q = NULL;
+    d->db_err = NULL;
+    d->db_rows = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (r[i].err != NULL) {
+            snprintf(d->db_errbuf, sizeof(d->db_errbuf), "%s", r[i].err);
+            d->db_err = d->db_errbuf;
+            break;
+        }
+    }
+    if (d->db_err == NULL && d->state == DLV_LOADING) {
+        d->row = PQcopyResult(r[0].res, PG_COPYRES_ATTRS | PG_COPYRES_TUPLES);
+        d->db_rows = PQntuples(r[0].res);
+    }
+    d->ready = 1;
+    advance(d);
+}
+
+static int send_batch(dlv_t *d, const db_stmt_t *stmts, size_t n, dlv_state_t waiting)
+{
+    set_state(d, waiting);
+    d->ready = 0;
+    d->q = db_batch(d->app->db, stmts, n, on_db, d);
+    if (d->q == NULL) {
+        jobs_fail(d->job, "database busy", JOBS_RETRY_BACKOFF);
+        teardown(d);
+        return -1;
+    }
+    return 0;
+}
+
+/* The attempt's body: article.published as Python's json.dumps(sort_keys=True) would write it. */
+static char *build_body(const dlv_t *d, size_t *len)
+{
+    char err[128];
+    const char *kw_text = col(d, "keywords"), *src_text = col(d, "sources");
+    yajl_val kw = kw_text ? json_parse(kw_text, strlen(kw_text), err, sizeof(err)) : NULL;
+    yajl_val src = src_text ? json_parse(src_text, strlen(src_text), err, sizeof(err)) : NULL;
+    size_t nk = (kw && YAJL_IS_ARRAY(kw)) ? kw->u.array.len : 0;
+    size_t ns = (src && YAJL_IS_ARRAY(src)) ? src->u.array.len : 0;
+    const char **keywords = xcalloc(nk + 1, sizeof(char *));
+    webhook_source_t *sources = xcalloc(ns + 1, sizeof(webhook_source_t));
+    size_t k = 0;
+    for (size_t i = 0; i < nk; i++)
+        if (YAJL_IS_STRING(kw->u.array.values[i]))
+            keywords[k++] = kw->u.array.values[i]->u.string;
+    for (size_t i = 0; i < ns; i++) {
+        yajl_val u = json_get(src->u.array.values[i], "url"), t = json_get(src->u.array.values[i], "title");
+        sources[i].url = (u && YAJL_IS_STRING(u)) ? u->u.string : NULL;
+        sources[i].title = (t && YAJL_IS_STRING(t)) ? t->u.string : NULL;
+    }
+    char scheduled[40], created[40];
+    const char *s_at = col(d, "scheduled_at"), *c_at = col(d, "created_at");
+    webhook_article_t a = {.id = d->id,
+                           .campaign_id = col(d, "campaign_id"),
+                           .title = col(d, "topic"),
+                           .content = col(d, "content"),
+                           .content_html = col(d, "content_html"),
+                           .category = col(d, "category"),
+                           .keywords = keywords,
+                           .keyword_count = k,
+                           .meta_description = col(d, "meta_description"),
+                           .slug = col(d, "slug"),
+                           .sources = sources,
+                           .source_count = ns,
+                           .word_count = db_int(d->row, 0, "word_count"),
+                           .scheduled_at = (s_at && time_pg_to_iso(s_at, scheduled, sizeof(scheduled)) == 0) ? scheduled : NULL,
+                           .created_at = (c_at && time_pg_to_iso(c_at, created, sizeof(created)) == 0) ? created : NULL};
+    buf_t body = BUF_INIT;
+    webhook_payload(&body, &a);
+    free(keywords);
+    free(sources);
+    if (kw)
+        yajl_tree_free(kw);
+    if (src)
+        yajl_tree_free(src);
+    *len = body.len;
+    return buf_release(&body);
+}
+
+static void on_sent(webhook_send_t *s)
+{
+    dlv_t *d = s->data;
+    d->send = NULL;
+    d->success = s->success;
+    d->status = s->status;
+    snprintf(d->error, sizeof(d->error), "%s", s->error ? s->error : "");
+    d->retry_after_s = s->retry_after_s;
+    d->published_url = s->published_url ? xstrdup(s->published_url) : NULL;
+    d->duration_ms = s->duration_ms;
+    d->disable = s->status == 410;
+    d->final = d->disable;
+    metrics_webhook_delivery(s->success);
+    d->ready = 1;
+    advance(d);
+}
+
+static void advance(dlv_t *d)
+{
+    for (;;) {
+        switch (d->state) {
+        case DLV_LOAD: {
+            const char *params[] = {d->id};
+            db_stmt_t s = {"dlv_load", NULL, 1, params};
+            if (send_batch(d, &s, 1, DLV_LOADING) != 0)
+                return;
+            return;
+        }
+        case DLV_LOADING:
+            if (!d->ready)
+                return;
+            if (d->db_err != NULL) {
+                jobs_fail(d->job, d->db_err, JOBS_RETRY_BACKOFF);
+                teardown(d);
+                return;
+            }
+            /* Nothing to deliver any more: posted meanwhile, failed, deleted, or the integration was removed. */
+            if (d->db_rows != 1 || strcmp(col(d, "status"), "completed") != 0 || col(d, "webhook_integration_id") == NULL ||
+                col(d, "content") == NULL) {
+                log_info("delivering a webhook", "article %s: nothing to deliver (%s)", d->id,
+                         d->db_rows != 1 ? "deleted" : col(d, "status"));
+                jobs_done(d->job);
+                teardown(d);
+                return;
+            }
+            webhook_msg_id(d->id, col(d, "webhook_integration_id"), d->msg_id);
+            if (!db_bool(d->row, 0, "is_active")) {
+                /* A disabled integration (a 410 earlier, or switched off by its owner) gets no request. */
+                snprintf(d->error, sizeof(d->error), "integration is disabled");
+                d->status = 0;
+                d->success = 0;
+                d->retry_after_s = -1;
+                d->final = 1;
+                set_state(d, DLV_RECORD);
+                break;
+            }
+            set_state(d, DLV_SEND);
+            break;
+        case DLV_SEND: {
+            size_t len;
+            char *body = build_body(d, &len);
+            webhook_request_t req = {.url = col(d, "webhook_url"),
+                                     .secret = col(d, "webhook_secret"),
+                                     .api_key = col(d, "api_key"),
+                                     .msg_id = d->msg_id,
+                                     .body = body,
+                                     .body_len = len,
+                                     .timeout_s = d->app->cfg->webhook_timeout_s,
+                                     .allow_private = d->app->cfg->allow_private_urls};
+            set_state(d, DLV_SENDING);
+            d->ready = 0;
+            d->send = webhook_send(d->app->net, &req, on_sent, d);
+            free(body);
+            return;
+        }
+        case DLV_SENDING:
+            if (!d->ready)
+                return;
+            set_state(d, DLV_RECORD);
+            break;
+        case DLV_RECORD: {
+            const config_t *cfg = d->app->cfg;
+            char attempt[24], status[24], duration[24], max[16], delay[24], job_id[24];
+            int64_t attempt_no = db_int(d->row, 0, "posting_attempt_count") + 1;
+            snprintf(attempt, sizeof(attempt), "%lld", (long long)attempt_no);
+            snprintf(status, sizeof(status), "%ld", d->status);
+            snprintf(duration, sizeof(duration), "%lld", (long long)d->duration_ms);
+            snprintf(max, sizeof(max), "%d", cfg->webhook_max_attempts);
+            long wait = cfg->webhook_retry_delay_s;
+            if (d->retry_after_s >= 0)
+                wait = d->retry_after_s > RETRY_AFTER_CAP_S ? RETRY_AFTER_CAP_S : d->retry_after_s;
+            snprintf(delay, sizeof(delay), "%ld", wait);
+            snprintf(job_id, sizeof(job_id), "%lld", (long long)d->job->id);
+            const char *integ = col(d, "webhook_integration_id");
+            const char *p_attempt[] = {d->id, integ, attempt, col(d, "webhook_url"), d->msg_id,
+                                       d->success ? "true" : "false", status, d->success ? NULL : d->error, duration};
+            const char *p_posted[] = {d->id, d->published_url, d->msg_id};
+            const char *p_integ_ok[] = {integ};
+            const char *p_failed[] = {d->id, d->error, d->msg_id, max, d->final ? "true" : "false", delay};
+            const char *p_integ_failed[] = {integ, d->disable ? "true" : "false", "HTTP 410 Gone from the receiver"};
+            const char *p_job[] = {job_id, jobs_runner_id(d->app->jobs)};
+            const char *p_id[] = {d->id};
+            db_stmt_t stmts[6];
+            size_t n = 0;
+            stmts[n++] = (db_stmt_t){"dlv_attempt", NULL, 9, p_attempt};
+            if (d->success) {
+                stmts[n++] = (db_stmt_t){"dlv_posted", NULL, 3, p_posted};
+                stmts[n++] = (db_stmt_t){"dlv_integration_ok", NULL, 1, p_integ_ok};
+                stmts[n++] = (db_stmt_t){"dlv_job_done", NULL, 2, p_job};
+                log_info("delivering a webhook", "article %s posted (attempt %lld, HTTP %ld, %lld ms)", d->id,
+                         (long long)attempt_no, d->status, (long long)d->duration_ms);
+            } else {
+                stmts[n++] = (db_stmt_t){"dlv_failed", NULL, 6, p_failed};
+                stmts[n++] = (db_stmt_t){"dlv_integration_failed", NULL, 3, p_integ_failed};
+                stmts[n++] = (db_stmt_t){"dlv_job_done", NULL, 2, p_job};
+                stmts[n++] = (db_stmt_t){"dlv_next", NULL, 1, p_id};
+                log_warn("delivering a webhook", "article %s: attempt %lld of %d failed: %s", d->id,
+                         (long long)attempt_no, cfg->webhook_max_attempts, d->error);
+            }
+            if (send_batch(d, stmts, n, DLV_RECORDING) != 0)
+                return;
+            return;
+        }
+        case DLV_RECORDING:
+            if (!d->ready)
+                return;
+            if (d->db_err != NULL) {
+                /* The attempt happened but could not be recorded: the job runs again (the receiver may see
+                 * the same webhook-id twice, which Standard Webhooks receivers de-duplicate). */
+                log_error("delivering a webhook", "article %s: recording the attempt failed: %s", d->id, d->db_err);
+                jobs_fail(d->job, d->db_err, JOBS_RETRY_BACKOFF);
+            } else {
+                jobs_forget(d->job);
+            }
+            teardown(d);
+            return;
+        case DLV_DONE:
+            return;
+        }
+    }
+}
+
+static void on_job_start(jobs_job_t *job, void *data)
+{
+    dlv_t *d = xcalloc(1, sizeof(*d));
+    d->app = data;
+    d->job = job;
+    d->retry_after_s = -1;
+    job->data = d;
+    if (job->article_id == NULL) {
+        jobs_fail(job, "deliver_webhook job without an article", JOBS_NO_RETRY);
+        teardown(d);
+        return;
+    }
+    snprintf(d->id, sizeof(d->id), "%s", job->article_id);
+    d->state = DLV_LOAD;
+    advance(d);
+}
+
+static void on_job_cancel(jobs_job_t *job, void *data)
+{
+    (void)data;
+    teardown(job->data);
+}
+
+/* ---- the sweep ---- */
+
+typedef struct st_sweep_req_t {
+    void (*cb)(void *data, const char *err, int enqueued);
+    void *data;
+} sweep_req_t;
+
+static void on_swept(const db_result_t *r, size_t n, void *data)
+{
+    (void)n;
+    sweep_req_t *s = data;
+    int count = r[0].err == NULL ? PQntuples(r[0].res) : 0;
+    if (r[0].err != NULL)
+        log_warn("sweeping deliveries", "%s", r[0].err);
+    else if (count > 0)
+        log_info("sweeping deliveries", "%d due deliveries had no job; queued them", count);
+    if (s->cb == NULL)
+        D.sweeping = 0;
+    else
+        s->cb(s->data, r[0].err, count);
+    free(s);
+}
+
+int deliver_sweep_now(app_t *app, void (*cb)(void *data, const char *err, int enqueued), void *data)
+{
+    sweep_req_t *s = xmalloc(sizeof(*s));
+    s->cb = cb;
+    s->data = data;
+    if (db_query(app->db, "dlv_sweep", 0, NULL, on_swept, s) == NULL) {
+        free(s);
+        return -1;
+    }
+    return 0;
+}
+
+static void on_sweep_timer(uv_timer_t *t)
+{
+    (void)t;
+    if (D.sweeping || D.app->stopping)
+        return;
+    D.sweeping = 1;
+    if (deliver_sweep_now(D.app, NULL, NULL) != 0)
+        D.sweeping = 0;
+}
+
+int deliver_start(app_t *app)
+{
+    if (app->jobs == NULL)
+        return 0;
+    D.app = app;
+    if (jobs_register(app->jobs, "deliver_webhook", on_job_start, on_job_cancel, DELIVER_MAX_CONCURRENCY, app) != 0)
+        return -1;
+    uint64_t every = (uint64_t)app->cfg->webhook_sweep_interval_s * 1000;
+    uv_timer_init(app->loop, &D.sweep);
+    uv_timer_start(&D.sweep, on_sweep_timer, every, every);
+    D.started = 1;
+    return 0;
+}
+
+void deliver_stop(app_t *app)
+{
+    (void)app;
+    if (D.started) {
+        uv_close((uv_handle_t *)&D.sweep, NULL);
+        D.started = 0;
+    }
+}
