@@ -22,7 +22,10 @@ class Env:
     def __init__(self, extra_env=None):
         self.pg = Postgres.shared()
         self.db = self.pg.fresh_database()
-        env = {"INTERNAL_SECRET": INTERNAL_SECRET, "ADMIN_TOKEN": ADMIN_TOKEN, "SIGNUP_CREDITS": "10"}
+        # An API-only process, as the resource rules are tested: articles stay as the API left them (no worker
+        # picks up their generation or delivery jobs; the pipeline and delivery have their own tests).
+        env = {"INTERNAL_SECRET": INTERNAL_SECRET, "ADMIN_TOKEN": ADMIN_TOKEN, "SIGNUP_CREDITS": "10",
+               "INKLOOP_ROLES": "api"}
         env.update(extra_env or {})
         self.srv = Server(self.db, env=env).start()
 
