@@ -12,7 +12,7 @@ import subprocess
 import sys
 import urllib.request
 
-from harness import SOURCE_ROOT, at_exit, child_env, tap
+from harness import SOURCE_ROOT, _die_with_parent, at_exit, child_env, tap
 
 STUB = os.path.join(SOURCE_ROOT, "test", "stubs", "stub.py")
 
@@ -26,7 +26,8 @@ class Stub:
     def start(self, timeout=15):
         self.proc = subprocess.Popen([sys.executable, STUB, "--port", "0"] + self.args, stdin=subprocess.DEVNULL,
                                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                     env=child_env({"PYTHONDONTWRITEBYTECODE": "1"}), text=True)
+                                     env=child_env({"PYTHONDONTWRITEBYTECODE": "1"}), text=True,
+                                     preexec_fn=_die_with_parent)
         at_exit(self.stop)
         line = self.proc.stdout.readline()
         if not line.startswith("STUB READY "):
