@@ -5,6 +5,7 @@
 #include "db/db.h"
 #include "db/migrate.h"
 #include "http/auth.h"
+#include "http/events.h"
 #include "http/handlers.h"
 #include "http/router.h"
 #include "http/server.h"
@@ -64,7 +65,7 @@ static int migrate_with_retry(const char *conninfo, int attempts)
 /* Shutdown runs as a sequence of asynchronous steps, each closing one part after the parts that depend on it:
  * no new requests first, then what requests and jobs use, the database last. */
 #define STOP_STEPS(X)                                                                                        \
-    X(DRAIN)   /* waits for in-flight requests (bounded) and for running jobs to be handed back */            \
+    X(DRAIN)   /* waits for in-flight requests and event streams (bounded), running jobs handed back */      \
     X(LLM)     /* cancels LLM calls */                                                                        \
     X(SEARCH)  /* cancels search calls */                                                                     \
     X(NET)     /* closes the curl multi driver */                                                             \
@@ -121,7 +122,10 @@ static void stop_advance(process_t *p)
         case STOP_DRAIN:
             generate_stop(&p->app);
             deliver_stop(&p->app);
-            drain_pending = 1 + (p->app.jobs != NULL);
+            drain_pending = 2 + (p->app.jobs != NULL);
+            /* Event streams end with the drain: they never finish on their own. */
+            events_close(p->app.events, on_drain_part_done, p);
+            p->app.events = NULL;
             http_server_shutdown(p->app.http, (uint64_t)p->cfg.shutdown_timeout_s * 1000, on_drain_part_done, p);
             p->app.http = NULL;
             if (p->app.jobs != NULL) {
@@ -159,6 +163,9 @@ static void stop_advance(process_t *p)
             pthread_sigmask(SIG_BLOCK, &set, NULL);
             uv_close((uv_handle_t *)&p->sigterm, on_signal_closed);
             uv_close((uv_handle_t *)&p->sigint, on_signal_closed);
+            /* The block covers this thread only; a late signal delivered to a thread-pool thread is ignored. */
+            signal(SIGTERM, SIG_IGN);
+            signal(SIGINT, SIG_IGN);
             return;
         }
         case STOP_DONE:
@@ -236,6 +243,7 @@ static int serve(process_t *p)
         jobs_runner_start(p->app.jobs);
     }
 
+    p->app.events = events_create(&p->loop, &p->app);
     p->app.http = http_server_create(&p->loop, &p->app, p->cfg.max_body_bytes);
     http_server_set_routes(p->app.http, http_routes, http_route_count);
     http_server_set_user_auth(p->app.http, auth_user);

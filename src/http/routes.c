@@ -4,6 +4,7 @@
 #include "http/credits.h"
 #include "http/handlers.h"
 #include "http/articles.h"
+#include "http/events.h"
 #include "http/idempotency.h"
 #include "http/integrations.h"
 #include "http/ops.h"
@@ -64,6 +65,7 @@ const http_route_t http_routes[] = {
     {"POST", "/articles/{article_id}/retry", articles_retry, ROUTE_USER},
     {"POST", "/articles/{article_id}/deliver", articles_deliver, ROUTE_USER},
     {"GET", "/articles/{article_id}/deliveries", articles_deliveries, ROUTE_USER},
+    {"GET", "/articles/{article_id}/events", events_get, ROUTE_USER},
     {"GET", "/campaigns/{campaign_id}/articles", articles_of_campaign, ROUTE_USER},
     {"POST", "/internal/article-complete", articles_internal_complete, ROUTE_INTERNAL},
 
@@ -80,7 +82,7 @@ int http_prepare_statements(db_pool_t *pool)
         return -1;
     if (timezones_prepare(pool) != 0 || integrations_prepare(pool) != 0 || campaigns_prepare(pool) != 0 ||
         idem_prepare(pool) != 0 || articles_prepare(pool) != 0 || titles_prepare(pool) != 0 ||
-        webhooks_prepare(pool) != 0)
+        webhooks_prepare(pool) != 0 || events_prepare(pool) != 0)
         return -1;
     return 0;
 }

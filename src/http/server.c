@@ -10,6 +10,7 @@
 #include "http/router.h"
 
 #include <arpa/inet.h>
+#include <assert.h>
 #include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>
@@ -52,13 +53,32 @@ typedef struct {
 typedef struct {
     uv_tcp_t tcp;
     http_server_t *srv;
+    h2o_socket_t *sock; /* h2o's socket over tcp, to find the connection of a request (drop_stream) */
     h2o_linklist_t link;
 } conn_t;
 
-/* Lives in h2o's request pool; clears http_req_t.h2o when h2o frees the request before the handler replied.
- */
+/* How a streamed response's bytes move to h2o. h2o takes one send at a time and calls the generator's proceed
+ * when it has written it; only then may the next go, so what the owner writes meanwhile waits in pending. */
+#define STREAM_STATES(X)                                                                                     \
+    X(STREAM_IDLE)    /* no send with h2o: a write (or the end) goes out at once */                          \
+    X(STREAM_SENDING) /* one send with h2o (sending); waits for proceed, writes wait in pending */           \
+    X(STREAM_DONE)    /* the final send went to h2o: nothing more goes out */                                \
+    X(STREAM_DROPPED) /* the client fell too far behind; its socket was shut down, so h2o fails the send */
+#define STREAM_ENUM(name) name,
+typedef enum { STREAM_STATES(STREAM_ENUM) } stream_state_t;
+
+/* Lives in h2o's request pool, so exactly as long as h2o's request: clears http_req_t.h2o when h2o frees the
+ * request before the handler replied (the client went away). For a streamed response it also holds the
+ * generator and the bytes h2o reads until proceed, which must outlive the handler's http_req_t when the
+ * handler ends the stream while a send is still in flight. */
 typedef struct {
-    http_req_t *req;
+    h2o_generator_t generator; /* first: proceed casts back */
+    http_req_t *req;           /* the handler's side; NULL once it replied or ended the stream */
+    h2o_req_t *h2o;            /* the request whose pool holds this */
+    stream_state_t state;
+    int ending;    /* the stream was ended: the next send is the final one */
+    buf_t pending; /* written, not yet handed to h2o */
+    buf_t sending; /* handed to h2o, read by it until proceed */
 } backref_t;
 
 struct st_http_server_t {
@@ -79,6 +99,7 @@ struct st_http_server_t {
     size_t nconns;
     h2o_linklist_t inflight;
     size_t ninflight;
+    h2o_linklist_t notes; /* http_req_t._note: stream owners to call from on_timer */
     srv_state_t state;
     uint64_t deadline; /* uv_now() at which DRAINING gives up, or FORCING re-checks */
     void (*shutdown_cb)(void *data);
@@ -211,12 +232,20 @@ static void json_detail(buf_t *out, const char *detail)
 
 /* --- the request object ------------------------------------------------------------------------------- */
 
+static void notify_stream(http_req_t *req, http_stream_event_t ev);
+
 static void on_backref_dispose(void *p)
 {
     backref_t *b = p;
-    if (b->req != NULL) {
-        b->req->h2o = NULL;
-        b->req->_backref = NULL;
+    buf_free(&b->pending);
+    buf_free(&b->sending);
+    http_req_t *req = b->req;
+    if (req != NULL) {
+        req->h2o = NULL;
+        req->_backref = NULL;
+        /* A stream's owner would otherwise wait for an end that only it can make. */
+        if (req->_stream_cb != NULL)
+            notify_stream(req, HTTP_STREAM_GONE);
     }
 }
 
@@ -235,6 +264,8 @@ static void req_detach_from_server(http_req_t *req)
         return;
     h2o_linklist_unlink(&req->_inflight);
     srv->ninflight--;
+    if (h2o_linklist_is_linked(&req->_note))
+        h2o_linklist_unlink(&req->_note);
     req->_server = NULL;
     if (srv->state == SRV_DRAINING)
         kick_shutdown(srv);
@@ -254,6 +285,13 @@ static void req_free(http_req_t *req)
     free(req);
 }
 
+static int is_head(const h2o_req_t *h)
+{
+    return h2o_memis(h->method.base, h->method.len, H2O_STRLIT("HEAD"));
+}
+
+static void set_response_head(http_req_t *req, h2o_req_t *h, int status, const char *content_type);
+
 /* Hands the response to h2o. owned, when not NULL, is the malloc'd buffer body points into: its ownership
  * moves to h2o's pool (*owned becomes NULL) so the bytes live until the socket write completes. */
 static void send_to_h2o(http_req_t *req, int status, const char *content_type, const char *body, size_t len,
@@ -266,11 +304,33 @@ static void send_to_h2o(http_req_t *req, int status, const char *content_type, c
     req->_backref = NULL;
     req->h2o = NULL;
 
+    int bodyless = status == 204 || status == 304 || (status >= 100 && status < 200);
+    set_response_head(req, h, status, bodyless ? NULL : content_type);
+    h->res.content_length = bodyless ? SIZE_MAX : len;
+
+    h2o_iovec_t buf = h2o_iovec_init(NULL, 0);
+    if (!bodyless && len > 0) {
+        if (owned != NULL && *owned != NULL) {
+            char **slot = h2o_mem_alloc_shared(&h->pool, sizeof(*slot), on_owned_body_dispose);
+            *slot = *owned;
+            *owned = NULL;
+            buf = h2o_iovec_init(body, len);
+        } else {
+            buf = h2o_strdup(&h->pool, body, len);
+        }
+    }
+    h2o_start_response(h, &reply_generator);
+    /* HEAD runs the GET handler: same headers, Content-Length included, no body. */
+    int send_body = buf.len != 0 && !is_head(h);
+    h2o_send(h, &buf, send_body ? 1 : 0, H2O_SEND_STATE_FINAL);
+}
+
+/* The status line and headers of a response: content type, CORS, and the headers the handler added. */
+static void set_response_head(http_req_t *req, h2o_req_t *h, int status, const char *content_type)
+{
     h->res.status = status;
     h->res.reason = status_reason(status);
-    int bodyless = status == 204 || status == 304 || (status >= 100 && status < 200);
-    h->res.content_length = bodyless ? SIZE_MAX : len;
-    if (content_type != NULL && !bodyless) {
+    if (content_type != NULL) {
         h2o_iovec_t ct = h2o_strdup(&h->pool, content_type, strlen(content_type));
         h2o_add_header(&h->pool, &h->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, ct.base, ct.len);
     }
@@ -290,22 +350,6 @@ static void send_to_h2o(http_req_t *req, int status, const char *content_type, c
         h2o_iovec_t v = h2o_strdup(&h->pool, value, vlen);
         h2o_add_header_by_str(&h->pool, &h->res.headers, n.base, n.len, 1, NULL, v.base, v.len);
     }
-
-    h2o_iovec_t buf = h2o_iovec_init(NULL, 0);
-    if (!bodyless && len > 0) {
-        if (owned != NULL && *owned != NULL) {
-            char **slot = h2o_mem_alloc_shared(&h->pool, sizeof(*slot), on_owned_body_dispose);
-            *slot = *owned;
-            *owned = NULL;
-            buf = h2o_iovec_init(body, len);
-        } else {
-            buf = h2o_strdup(&h->pool, body, len);
-        }
-    }
-    h2o_start_response(h, &reply_generator);
-    /* HEAD runs the GET handler: same headers, Content-Length included, no body. */
-    int send_body = buf.len != 0 && !h2o_memis(h->method.base, h->method.len, H2O_STRLIT("HEAD"));
-    h2o_send(h, &buf, send_body ? 1 : 0, H2O_SEND_STATE_FINAL);
 }
 
 /* The decoded path for a log line, with control characters (a decoded %0A) replaced: a path cannot forge
@@ -366,6 +410,160 @@ static void req_finish(http_req_t *req, int status, const char *content_type, co
         send_to_h2o(req, status, content_type, body, len, &owned);
     log_request(req, status, sent);
     free(owned);
+    req_free(req);
+}
+
+/* --- streamed responses --------------------------------------------------------------------------------- */
+
+/* Queues a note for req's owner, delivered from on_timer. A request the shutdown deadline already ended has
+ * no server left; its owner was told HTTP_STREAM_SHUTDOWN before that. */
+static void notify_stream(http_req_t *req, http_stream_event_t ev)
+{
+    http_server_t *srv = req->_server;
+    if (srv == NULL)
+        return;
+    if (h2o_linklist_is_linked(&req->_note)) {
+        if (ev == HTTP_STREAM_GONE) /* the stronger news wins: there is no point in a last frame */
+            req->_stream_event = ev;
+        return;
+    }
+    req->_stream_event = ev;
+    h2o_linklist_insert(&srv->notes, &req->_note);
+    kick_shutdown(srv);
+}
+
+/* Hands h2o what is pending (with the end of the response once the stream was ended), when h2o can take it.
+ * h2o_send is the last thing it does: a final send may complete and dispose the request (and b) within it. */
+static void stream_flush(backref_t *b)
+{
+    if (b->state != STREAM_IDLE || (b->pending.len == 0 && !b->ending))
+        return;
+    buf_t t = b->sending; /* the buffer h2o is done with becomes the next pending one */
+    b->sending = b->pending;
+    b->pending = t;
+    buf_reset(&b->pending);
+    h2o_iovec_t buf = h2o_iovec_init(b->sending.data, b->sending.len);
+    b->state = b->ending ? STREAM_DONE : STREAM_SENDING;
+    h2o_send(b->h2o, &buf, buf.len != 0 ? 1 : 0,
+             b->ending ? H2O_SEND_STATE_FINAL : H2O_SEND_STATE_IN_PROGRESS);
+}
+
+/* h2o wrote the previous send. */
+static void on_stream_proceed(h2o_generator_t *g, h2o_req_t *h)
+{
+    backref_t *b = (backref_t *)g;
+    (void)h;
+    if (b->state == STREAM_DROPPED) {
+        /* The write finished before the shutdown made it fail: end the connection with a broken chunk. */
+        b->state = STREAM_DONE;
+        h2o_send(b->h2o, NULL, 0, H2O_SEND_STATE_ERROR);
+        return;
+    }
+    b->state = STREAM_IDLE;
+    stream_flush(b);
+}
+
+/* The handler's side lets go of h2o's request: what is pending goes out with the end of the response, and b
+ * lives on in h2o's pool until that send is written. */
+static void stream_close_h2o_side(http_req_t *req)
+{
+    backref_t *b = req->_backref;
+    req->h2o = NULL;
+    req->_backref = NULL;
+    if (b == NULL)
+        return;
+    b->req = NULL;
+    b->ending = 1;
+    stream_flush(b);
+}
+
+/* A client that does not read is dropped. The send in flight never completes while it does not read, so h2o
+ * cannot be asked to stop; shutting the socket down makes that write fail, and h2o then closes the connection
+ * and disposes the request (whose backref tells the owner HTTP_STREAM_GONE). */
+static void drop_stream(http_req_t *req, backref_t *b)
+{
+    char path[256];
+    log_warn("streaming an HTTP response", "%s %s: the client is more than %d bytes behind; dropping it",
+             req->method, log_path(req, path, sizeof(path)), HTTP_STREAM_MAX_BUFFERED);
+    buf_free(&b->pending);
+    b->state = STREAM_DROPPED;
+    h2o_socket_t *sock = b->h2o->conn->callbacks->get_socket != NULL
+                             ? b->h2o->conn->callbacks->get_socket(b->h2o->conn)
+                             : NULL;
+    for (h2o_linklist_t *l = req->_server != NULL ? req->_server->conns.next : NULL;
+         l != NULL && l != &req->_server->conns; l = l->next) {
+        conn_t *c = H2O_STRUCT_FROM_MEMBER(conn_t, link, l);
+        uv_os_fd_t fd;
+        if (c->sock == sock && uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0) {
+            if (shutdown(fd, SHUT_RDWR) != 0 && errno != ENOTCONN)
+                log_warn("streaming an HTTP response", "shutdown(): %s", strerror(errno));
+            return;
+        }
+    }
+    log_error("streaming an HTTP response", "the connection of %s %s was not found; it stays open",
+              req->method, log_path(req, path, sizeof(path)));
+}
+
+int http_stream_start(http_req_t *req, int status, const char *content_type, http_stream_cb on_event)
+{
+    assert(on_event != NULL && req->_stream_cb == NULL);
+    req->_stream_cb = on_event;
+    req->_stream_status = status;
+    h2o_req_t *h = req->h2o;
+    if (h == NULL)
+        return -1;
+    backref_t *b = req->_backref;
+    set_response_head(req, h, status, content_type);
+    h->res.content_length = SIZE_MAX; /* HTTP/1.1: chunked */
+    b->generator.proceed = on_stream_proceed;
+    b->generator.stop = NULL; /* the backref's dispose does the cleanup, stopped or not */
+    h2o_start_response(h, &b->generator);
+    if (is_head(h)) {
+        stream_close_h2o_side(req);
+        return -1;
+    }
+    /* A stream started while draining (a request pipelined on a kept-alive connection) must end too. */
+    if (req->_server != NULL && req->_server->state != SRV_RUNNING)
+        notify_stream(req, HTTP_STREAM_SHUTDOWN);
+    /* Sends the headers now, so the client sees the stream open before the first event. */
+    b->state = STREAM_SENDING;
+    h2o_send(h, NULL, 0, H2O_SEND_STATE_IN_PROGRESS);
+    return 0;
+}
+
+int http_stream_write(http_req_t *req, const void *data, size_t len)
+{
+    assert(req->_stream_cb != NULL);
+    backref_t *b = req->_backref;
+    if (req->h2o == NULL || b == NULL || b->state == STREAM_DROPPED)
+        return -1;
+    if (len == 0)
+        return 0;
+    if (b->pending.len + len > HTTP_STREAM_MAX_BUFFERED) {
+        drop_stream(req, b);
+        return -1;
+    }
+    buf_append(&b->pending, data, len);
+    stream_flush(b);
+    return 0;
+}
+
+void http_stream_end(http_req_t *req)
+{
+    assert(req->_stream_cb != NULL);
+    /* Counted once: a stream the shutdown deadline ended (detached from the server) was counted then. */
+    if (req->_server != NULL)
+        record_request(req, req->_stream_status);
+    log_request(req, req->_stream_status, req->h2o != NULL);
+    backref_t *b = req->_backref;
+    if (b != NULL && b->state == STREAM_DROPPED) {
+        /* h2o is failing the connection; nothing more is sent, the backref only forgets req. */
+        b->req = NULL;
+        req->h2o = NULL;
+        req->_backref = NULL;
+    } else {
+        stream_close_h2o_side(req);
+    }
     req_free(req);
 }
 
@@ -607,7 +805,9 @@ static http_req_t *req_create(http_server_t *srv, h2o_req_t *h)
         req->method[h->method.len] = '\0';
     }
     backref_t *b = h2o_mem_alloc_shared(&h->pool, sizeof(*b), on_backref_dispose);
+    memset(b, 0, sizeof(*b));
     b->req = req;
+    b->h2o = h;
     req->_backref = b;
     h2o_linklist_insert(&srv->inflight, &req->_inflight);
     srv->ninflight++;
@@ -785,8 +985,8 @@ static void on_connection(uv_stream_t *listener, int status)
     c->srv = srv;
     h2o_linklist_insert(&srv->conns, &c->link);
     srv->nconns++;
-    h2o_socket_t *sock = h2o_uv_socket_create((uv_stream_t *)&c->tcp, on_conn_close);
-    h2o_accept(&srv->accept_ctx, sock);
+    c->sock = h2o_uv_socket_create((uv_stream_t *)&c->tcp, on_conn_close);
+    h2o_accept(&srv->accept_ctx, c->sock);
 }
 
 static void on_handle_closed(uv_handle_t *handle)
@@ -810,6 +1010,7 @@ http_server_t *http_server_create(uv_loop_t *loop, app_t *app, size_t max_body_b
     srv->state = SRV_RUNNING;
     h2o_linklist_init_anchor(&srv->conns);
     h2o_linklist_init_anchor(&srv->inflight);
+    h2o_linklist_init_anchor(&srv->notes);
 
     h2o_config_init(&srv->config);
     srv->config.server_name = h2o_iovec_init(H2O_STRLIT("inkloop"));
@@ -933,6 +1134,13 @@ static void answer_stragglers(http_server_t *srv)
         char path[256];
         log_warn("shutting down the HTTP server", "%s %s still in flight after the timeout; answering 503",
                  req->method, log_path(req, path, sizeof(path)));
+        if (req->_stream_cb != NULL) {
+            /* Its response started long ago: end it (the owner's later writes fail, its end only frees). */
+            record_request(req, req->_stream_status);
+            req_detach_from_server(req);
+            stream_close_h2o_side(req);
+            continue;
+        }
         req_detach_from_server(req);
         if (req->h2o != NULL) {
             record_request(req, 503);
@@ -988,9 +1196,23 @@ finish:
     uv_close((uv_handle_t *)&srv->timer, on_handle_closed);
 }
 
+/* Calls the stream owners waiting to be told something. Each is unlinked before its call, and the head is
+ * read again after it, because an owner typically ends its stream (and others) from inside the call. */
+static void deliver_notes(http_server_t *srv)
+{
+    while (!h2o_linklist_is_empty(&srv->notes)) {
+        http_req_t *req = H2O_STRUCT_FROM_MEMBER(http_req_t, _note, srv->notes.next);
+        h2o_linklist_unlink(&req->_note);
+        req->_stream_cb(req, req->_stream_event);
+    }
+}
+
+/* The server's one timer: delivers stream notes (so owners never run inside an h2o callback or an http_*
+ * call) and drives the shutdown machine. */
 static void on_timer(uv_timer_t *timer)
 {
     http_server_t *srv = timer->data;
+    deliver_notes(srv);
     shutdown_advance(srv);
     if (srv->state == SRV_DRAINING || srv->state == SRV_FORCING) {
         uint64_t now = uv_now(srv->loop);
@@ -1000,7 +1222,8 @@ static void on_timer(uv_timer_t *timer)
     }
 }
 
-/* Something the shutdown waits for happened: re-evaluate on the next timer phase. */
+/* Something the shutdown waits for happened, or a stream owner is to be told something: run on_timer in the
+ * next timer phase (it re-arms itself for the shutdown deadline). */
 static void kick_shutdown(http_server_t *srv)
 {
     int r = uv_timer_start(&srv->timer, on_timer, 0, 0);
@@ -1024,6 +1247,12 @@ void http_server_shutdown(http_server_t *srv, uint64_t timeout_ms, void (*cb)(vo
     if (srv->listening) {
         srv->listening = 0;
         uv_close((uv_handle_t *)&srv->listener, on_handle_closed);
+    }
+    /* Streams never finish on their own: their owners end them, so the drain completes promptly. */
+    for (h2o_linklist_t *l = srv->inflight.next; l != &srv->inflight; l = l->next) {
+        http_req_t *req = H2O_STRUCT_FROM_MEMBER(http_req_t, _inflight, l);
+        if (req->_stream_cb != NULL)
+            notify_stream(req, HTTP_STREAM_SHUTDOWN);
     }
     /* Busy connections then close after their current response instead of staying alive. */
     h2o_context_request_shutdown(&srv->ctx);

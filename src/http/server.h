@@ -16,13 +16,28 @@ typedef struct st_http_server_t http_server_t;
 typedef struct st_http_req_t http_req_t;
 typedef struct st_http_route_t http_route_t; /* defined in http/router.h */
 
-/** A route's handler. It must eventually call exactly one http_reply* function for req. */
+/** A route's handler. It must eventually call exactly one http_reply* function for req, or start a streamed
+ * response (http_stream_start) and end it (http_stream_end). */
 typedef void (*http_handler_cb)(http_req_t *req);
+
+/** Why the owner of a streamed response is called (see http_stream_start). */
+typedef enum {
+    HTTP_STREAM_GONE,     /* the client went away or stopped reading: nothing more reaches it */
+    HTTP_STREAM_SHUTDOWN, /* the server is shutting down: write a last frame if wanted, then end the stream */
+} http_stream_event_t;
+
+/** Tells the owner of a streamed response that it must end it with http_stream_end. It runs from the server's
+ * timer, never from inside an http_* call, so the owner may end the stream and free its state in it. */
+typedef void (*http_stream_cb)(http_req_t *req, http_stream_event_t ev);
+
+/** The most a stream may have queued for a client that does not keep up; beyond it the client is dropped. */
+#define HTTP_STREAM_MAX_BUFFERED (256 * 1024)
 
 #define HTTP_MAX_PARAMS 4
 
-/** One request as a handler sees it. Owned by the server; freed by the http_reply* call. When the client goes
- * away first, h2o becomes NULL and the reply is dropped, but the handler still replies (to free it). */
+/** One request as a handler sees it. Owned by the server; freed by the http_reply* call (or http_stream_end).
+ * When the client goes away first, h2o becomes NULL and the reply is dropped, but the handler still replies
+ * (to free it). */
 struct st_http_req_t {
     app_t *app;
     h2o_req_t *h2o;                   /* NULL once the client went away */
@@ -45,6 +60,10 @@ struct st_http_req_t {
     http_handler_cb _handler;         /* the matched route's handler */
     char *_param_storage;             /* what params point into */
     h2o_linklist_t _inflight;         /* in the server's list of requests awaiting a reply */
+    http_stream_cb _stream_cb;        /* set by http_stream_start: req is a streamed response */
+    int _stream_status;               /* the status it started with, for the metrics at its end */
+    http_stream_event_t _stream_event; /* what the owner is told while _note is linked */
+    h2o_linklist_t _note;             /* in the server's list of stream owners to notify */
 };
 
 /** Authenticates a request for a ROUTE_USER route: on success it sets req->user_id and calls next(req) (the
@@ -66,10 +85,11 @@ int http_server_listen(http_server_t *srv, const char *host, int port);
 int http_server_port(const http_server_t *srv);
 /** Requests in progress (received, not yet replied). */
 size_t http_server_in_flight(const http_server_t *srv);
-/** Stops accepting, closes idle keep-alive connections, lets in-flight requests finish for up to timeout_ms,
- * then answers those still waiting 503 {"detail":"Service is shutting down"} (their handlers' later replies
- * only free them), closes every connection and handle, then calls cb; srv is freed after cb returns. Call it
- * once, from the loop's thread. */
+/** Stops accepting, closes idle keep-alive connections, tells the owners of open streams to end them
+ * (HTTP_STREAM_SHUTDOWN), lets in-flight requests finish for up to timeout_ms, then ends the streams still
+ * open and answers the other requests still waiting 503 {"detail":"Service is shutting down"} (their
+ * handlers' later replies only free them), closes every connection and handle, then calls cb; srv is freed
+ * after cb returns. Call it once, from the loop's thread. */
 void http_server_shutdown(http_server_t *srv, uint64_t timeout_ms, void (*cb)(void *data), void *data);
 
 /** Value of a request header (case-insensitive name), NULL when absent or once the client went away; *len gets
@@ -89,5 +109,20 @@ void http_reply_error(http_req_t *req, int status, const char *detail);
 /** Replies 422 {"detail":[{"loc":[where, field],"msg":msg,"type":type}]} and frees req. where is "body",
  * "path" or "query". */
 void http_reply_invalid(http_req_t *req, const char *where, const char *field, const char *msg, const char *type);
+
+/** Starts a streamed response instead of a whole reply: the status line and headers (content type, CORS,
+ * those added with http_add_header, no Content-Length: chunked) go out now and the request stays open. Then
+ * the handler calls http_stream_write any number of times and http_stream_end exactly once, which frees req,
+ * whatever this returned. on_event says when it must end: the client went away, or the server shuts down.
+ * Returns 0, or -1 when nothing can be streamed (the client is gone, or HEAD, answered with the headers). */
+int http_stream_start(http_req_t *req, int status, const char *content_type, http_stream_cb on_event);
+/** Queues data (copied) for the client. One socket write is in flight at a time; what is written meanwhile
+ * waits, up to HTTP_STREAM_MAX_BUFFERED bytes: a client that falls further behind is dropped (its connection
+ * is shut down; HTTP_STREAM_GONE follows). Returns 0, or -1 when the data cannot reach the client (gone,
+ * dropped, or the stream was ended by the shutdown deadline). */
+int http_stream_write(http_req_t *req, const void *data, size_t len);
+/** Ends the stream: what is queued goes out, then the end of the response. Counts the request in the metrics
+ * (with the status of http_stream_start) and frees req. */
+void http_stream_end(http_req_t *req);
 
 #endif
