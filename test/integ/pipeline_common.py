@@ -99,17 +99,26 @@ class SiteUser(User):
             time.sleep(interval)
         return last
 
+    def all_articles(self):
+        """Every article of the user (GET /articles, 200 a page)."""
+        out = []
+        while True:
+            r = self.req("GET", "/articles?limit=200&skip=%d" % len(out), timeout=30)
+            if r.status != 200:
+                raise RuntimeError("GET /articles: %r" % (r,))
+            out.extend(r.json)
+            if len(r.json) < 200:
+                return out
+
     def wait_all_final(self, ids, timeout=120, interval=0.5):
         """Polls GET /articles until every id is final; returns {id: Article}."""
         ids = set(ids)
         deadline = time.monotonic() + timeout
         seen = {}
         while time.monotonic() < deadline:
-            r = self.req("GET", "/articles?limit=1000", timeout=30)
-            if r.status == 200:
-                seen = {a["id"]: a for a in r.json if a["id"] in ids}
-                if len(seen) == len(ids) and all(a["status"] in FINAL for a in seen.values()):
-                    return seen
+            seen = {a["id"]: a for a in self.all_articles() if a["id"] in ids}
+            if len(seen) == len(ids) and all(a["status"] in FINAL for a in seen.values()):
+                return seen
             time.sleep(interval)
         return seen
 
