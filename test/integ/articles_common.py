@@ -22,7 +22,10 @@ class Env:
     def __init__(self, extra_env=None):
         self.pg = Postgres.shared()
         self.db = self.pg.fresh_database()
-        env = {"INTERNAL_SECRET": INTERNAL_SECRET, "ADMIN_TOKEN": ADMIN_TOKEN, "SIGNUP_CREDITS": "10"}
+        # The API alone: these tests look at the rows and jobs the endpoints write, so no worker may run the
+        # generation jobs (without an LLM they would fail and refund at once). test_pipeline*.py run them.
+        env = {"INTERNAL_SECRET": INTERNAL_SECRET, "ADMIN_TOKEN": ADMIN_TOKEN, "SIGNUP_CREDITS": "10",
+               "INKLOOP_ROLES": "api"}
         env.update(extra_env or {})
         self.srv = Server(self.db, env=env).start()
 
