@@ -5,7 +5,7 @@ completed stage and charges again; an LLM that hangs fails the article with a ti
 
 import time
 
-from harness import Postgres, run, tap
+from harness import Postgres, run, tap, wait_until
 from pipeline_common import STAGES, Site, check_stopped, status_order_ok
 from stubutil import Stub
 
@@ -166,6 +166,22 @@ def main():
     tap.is_(site.generate_jobs().get(bad_id), ["failed", "done"], "retry: a second job, done")
     r = alice.req("POST", "/articles/%s/retry" % bad_id)
     tap.is_((r.status, r.json.get("detail")), (400, "Can only retry failed articles"), "a completed one cannot")
+
+    # ---- a reply cut off by the length limit is continued, and both calls' tokens count ----
+    stub.reset()
+    stub.control(llm_truncate_every=1)
+    r = alice.create("Caring for a fiddle leaf fig indoors")
+    a = alice.wait_final(r.json["id"], timeout=60)
+    tap.is_(a and a["status"], "completed", "cut-off reply: completed")
+    st = stub.stats()
+    tap.is_([st["llm_faults"]["truncated"], st["llm_replies"]["continuation"]], [1, 1],
+            "cut-off reply: truncated once, continued once")
+    content = a["content"] or ""
+    tap.ok(content.startswith("# ") and content.count("\n# ") == 0 and "## References" in content,
+           "cut-off reply: one title, the rest joined on, references at the end")
+    tap.is_(a["tokens_used"], st["tokens"]["prompt"] + st["tokens"]["completion"],
+            "cut-off reply: tokens of all three calls are counted")
+    stub.control(reset=True)
     check_stopped(srv, "first server exits 0 on SIGTERM")
 
     # ---- LLM timeout: every call hangs; 1 s per attempt, 2 attempts, then failed and refunded ----
@@ -177,6 +193,30 @@ def main():
     tap.like(a["error_message"], r"timeout", "LLM timeout: the message contains 'timeout'")
     tap.is_(st["llm_faults"]["hang"], 2, "LLM timeout: two attempts, both hung")
     tap.ok(time.monotonic() - t0 < 20, "LLM timeout: gave up within seconds, not after the hang")
+
+    # ---- a failure while writing; the retry keeps the stored brief and only writes ----
+    stub.reset()
+    stub.control(latency_ms=500)
+    bal = alice.credits()
+    r = alice.create("Storing winter squash through the cold months")
+    wid = r.json["id"]
+    # The brief's call has reached the LLM (its fault was decided on arrival): every later call is a 500.
+    tap.ok(wait_until(lambda: stub.stats()["llm_calls"]["brief"] == 1, 30, 0.02), "write failure: brief asked")
+    stub.control(error_rate=1.0)
+    a = alice.wait_final(wid, timeout=60)
+    tap.is_(a and a["status"], "failed", "write failure: failed")
+    tap.like(a and a["error_message"] or "", r"^Writing failed: llm: HTTP 500", "write failure: says so")
+    tap.ok(a["brief"] is not None and a["prompt_tokens"] > 0, "write failure: the brief and its tokens are kept")
+    check_refunded(alice, wid, bal, "write failure")
+    stub.reset()
+    r = alice.req("POST", "/articles/%s/retry" % wid)
+    tap.is_(r.status, 200, "write failure: retry accepted")
+    a = alice.wait_final(wid, timeout=60)
+    tap.is_(a and a["status"], "completed", "write failure: the retry completes")
+    st = stub.stats()
+    tap.is_([st["search_calls"], st["page_fetches"], st["llm_calls"]["brief"], st["llm_replies"]["article"]],
+            [0, 0, 0, 1], "write failure: the retry only wrote (no research, scrape or brief again)")
+    tap.is_(alice.credits(), bal - 1, "write failure: the retry charged again")
     check_stopped(srv, "second server exits 0 on SIGTERM")
 
 
