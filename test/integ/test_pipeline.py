@@ -26,7 +26,7 @@ def check_refunded(user, aid, balance_before, desc):
     tap.is_(sum(t["amount"] for t in rows), 0, desc + ": they cancel out")
 
 
-def expect_failure(site, stub, user, desc, message_re, timeout=60, **faults):
+def expect_failure(site, stub, user, desc, message_re, timeout=30, **faults):
     """Creates an article with the stub's faults set; it must fail with message_re and be refunded."""
     stub.reset()
     stub.control(**faults)
@@ -61,7 +61,7 @@ def main():
     tap.is_(r.status, 201, "article created")
     aid = r.json["id"]
     seen = [r.json["status"]]
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 30
     a = r.json
     while time.monotonic() < deadline:
         a = alice.article(aid).json
@@ -135,7 +135,7 @@ def main():
     stub.control(rate_limit_every=2, retry_after=1)
     bal = alice.credits()
     r = alice.create("Choosing a beginner road bike on a budget")
-    a = alice.wait_final(r.json["id"], timeout=60)
+    a = alice.wait_final(r.json["id"], timeout=30)
     tap.is_(a and a["status"], "completed", "429 then success: completed")
     st = stub.stats()
     tap.is_(st["llm_faults"]["rate_limited"], 1, "429 then success: one call was rate limited")
@@ -152,7 +152,7 @@ def main():
     r = alice.req("POST", "/articles/%s/retry" % bad_id)
     tap.is_(r.status, 200, "retry accepted")
     tap.is_(r.json["article"]["status"], "queued", "retried article is queued")
-    a = alice.wait_final(bad_id, timeout=60)
+    a = alice.wait_final(bad_id, timeout=30)
     tap.is_(a and a["status"], "completed", "the retried article completes")
     st = stub.stats()
     tap.is_(st["search_calls"], 0, "retry: research was not redone")
@@ -171,7 +171,7 @@ def main():
     stub.reset()
     stub.control(llm_truncate_every=1)
     r = alice.create("Caring for a fiddle leaf fig indoors")
-    a = alice.wait_final(r.json["id"], timeout=60)
+    a = alice.wait_final(r.json["id"], timeout=30)
     tap.is_(a and a["status"], "completed", "cut-off reply: completed")
     st = stub.stats()
     tap.is_([st["llm_faults"]["truncated"], st["llm_replies"]["continuation"]], [1, 1],
@@ -203,7 +203,7 @@ def main():
     # The brief's call has reached the LLM (its fault was decided on arrival): every later call is a 500.
     tap.ok(wait_until(lambda: stub.stats()["llm_calls"]["brief"] == 1, 30, 0.02), "write failure: brief asked")
     stub.control(error_rate=1.0)
-    a = alice.wait_final(wid, timeout=60)
+    a = alice.wait_final(wid, timeout=30)
     tap.is_(a and a["status"], "failed", "write failure: failed")
     tap.like(a and a["error_message"] or "", r"^Writing failed: llm: HTTP 500", "write failure: says so")
     tap.ok(a["brief"] is not None and a["prompt_tokens"] > 0, "write failure: the brief and its tokens are kept")
@@ -211,7 +211,7 @@ def main():
     stub.reset()
     r = alice.req("POST", "/articles/%s/retry" % wid)
     tap.is_(r.status, 200, "write failure: retry accepted")
-    a = alice.wait_final(wid, timeout=60)
+    a = alice.wait_final(wid, timeout=30)
     tap.is_(a and a["status"], "completed", "write failure: the retry completes")
     st = stub.stats()
     tap.is_([st["search_calls"], st["page_fetches"], st["llm_calls"]["brief"], st["llm_replies"]["article"]],

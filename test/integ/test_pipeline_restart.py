@@ -36,7 +36,7 @@ def main():
     tap.is_(len(ids), N, "%d articles created" % N)
 
     # Kill once a handful of briefs were paid for: some articles are writing, others still researching.
-    got = wait_until(lambda: stub.stats()["llm_replies"]["brief"] >= 8, 60, 0.02)
+    got = wait_until(lambda: stub.stats()["llm_replies"]["brief"] >= 8, 30, 0.02)
     tap.ok(got, "the pipeline got going before the kill")
     srv.send_signal(signal.SIGKILL)
     srv.proc.wait(10)
@@ -66,7 +66,7 @@ def main():
                                                                  s_kill["search_calls"]))
 
     srv = site.start(stub, **env)
-    done = bob.wait_all_final(ids, timeout=90)
+    done = bob.wait_all_final(ids, timeout=60)
     statuses = {}
     for a in done.values():
         statuses[a["status"]] = statuses.get(a["status"], 0) + 1

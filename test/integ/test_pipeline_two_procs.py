@@ -36,7 +36,7 @@ def main():
     site.srv = a
     tap.is_(len(ids), N, "%d articles created" % N)
 
-    done = carol.wait_all_final(ids, timeout=90)
+    done = carol.wait_all_final(ids, timeout=60)
     tap.is_(len(done), N, "every article is listed")
     tap.is_(Counter(x["status"] for x in done.values()), Counter({"completed": N}), "all completed")
     tap.ok(all((x["content"] or "").startswith("# ") for x in done.values()), "each has content")
