@@ -33,8 +33,6 @@
 #define WRITE_SOURCE_CHARS 1200
 /* A cut-off article reply is continued at most this many more times (API.md section 7). */
 #define WRITE_MAX_CALLS 3
-/* The generation job: attempts before a job that keeps losing its process is given up. */
-#define GENERATE_MAX_CONCURRENCY 64
 /* How often articles whose job ended without them are failed and refunded. */
 #define SWEEP_INTERVAL_MS 30000
 
@@ -1226,7 +1224,9 @@ int generate_start(app_t *app)
     if (app->jobs == NULL)
         return 0;
     G.app = app;
-    if (jobs_register(app->jobs, "generate_article", on_job_start, on_job_cancel, GENERATE_MAX_CONCURRENCY, app) != 0)
+    /* No limit of its own: WORKER_CONCURRENCY is the operator's bound on the jobs one process holds. A waiting
+     * article costs little; the LLM and search clients bound the calls actually in flight. */
+    if (jobs_register(app->jobs, "generate_article", on_job_start, on_job_cancel, 0, app) != 0)
         return -1;
     uv_timer_init(app->loop, &G.sweep);
     uv_timer_start(&G.sweep, on_sweep, SWEEP_INTERVAL_MS, SWEEP_INTERVAL_MS);
