@@ -6,14 +6,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Length of the valid UTF-8 sequence at s (n bytes available), or 0 when it is not valid. */
-static size_t utf8_seq_len(const unsigned char *s, size_t n)
+size_t utf8_decode(const unsigned char *s, size_t n, uint32_t *out)
 {
     unsigned char c = s[0];
     size_t len;
     uint32_t cp;
-    if (c < 0x80)
+    if (c < 0x80) {
+        *out = c;
         return 1;
+    }
     if ((c & 0xe0) == 0xc0) {
         len = 2;
         cp = c & 0x1f;
@@ -33,10 +34,18 @@ static size_t utf8_seq_len(const unsigned char *s, size_t n)
             return 0;
         cp = (cp << 6) | (s[i] & 0x3f);
     }
+    /* Overlong forms, surrogates and code points past U+10FFFF are not UTF-8. */
     if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10ffff ||
         (cp >= 0xd800 && cp <= 0xdfff))
         return 0;
+    *out = cp;
     return len;
+}
+
+static size_t utf8_seq_len(const unsigned char *s, size_t n)
+{
+    uint32_t cp;
+    return utf8_decode(s, n, &cp);
 }
 
 void json_put_stringn(buf_t *b, const char *s, size_t n)
