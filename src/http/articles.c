@@ -929,12 +929,9 @@ static void owned_list(http_req_t *req, const char *name, const char *exists_stm
     char id[37];
     if (kit_path_uuid(req, 0, name, id) != 0)
         return;
-    int64_t skip, limit;
-    if (kit_paging(req, &skip, &limit) != 0)
-        return;
     char s[24], l[24];
-    snprintf(s, sizeof(s), "%lld", (long long)skip);
-    snprintf(l, sizeof(l), "%lld", (long long)limit);
+    if (kit_paging_text(req, s, l) != 0)
+        return;
     const char *p_exists[] = {id, req->user_id};
     const char *p_list[] = {id, req->user_id, s, l};
     db_stmt_t stmts[] = {

@@ -865,15 +865,7 @@ static void on_apikeys_listed(const db_result_t *r, size_t n, void *data)
 
 void apikeys_list(http_req_t *req)
 {
-    int64_t skip, limit;
-    if (kit_paging(req, &skip, &limit) != 0)
-        return;
-    char s[24], l[24];
-    snprintf(s, sizeof(s), "%lld", (long long)skip);
-    snprintf(l, sizeof(l), "%lld", (long long)limit);
-    const char *params[] = {req->user_id, s, l};
-    if (db_query(req->app->db, "apikey_list", 3, params, on_apikeys_listed, req) == NULL)
-        kit_db_busy(req);
+    kit_user_page(req, "apikey_list", on_apikeys_listed);
 }
 
 static void on_apikey_revoked(const db_result_t *r, size_t n, void *data)

@@ -127,15 +127,7 @@ static void on_ledger(const db_result_t *r, size_t n, void *data)
 
 void credits_transactions(http_req_t *req)
 {
-    int64_t skip, limit;
-    if (kit_paging(req, &skip, &limit) != 0)
-        return;
-    char s[24], l[24];
-    snprintf(s, sizeof(s), "%lld", (long long)skip);
-    snprintf(l, sizeof(l), "%lld", (long long)limit);
-    const char *params[] = {req->user_id, s, l};
-    if (db_query(req->app->db, "credits_ledger", 3, params, on_ledger, req) == NULL)
-        kit_db_busy(req);
+    kit_user_page(req, "credits_ledger", on_ledger);
 }
 
 void credits_purchase(http_req_t *req)

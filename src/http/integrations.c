@@ -194,15 +194,7 @@ static void on_list(const db_result_t *r, size_t n, void *data)
 
 void integrations_list(http_req_t *req)
 {
-    int64_t skip, limit;
-    if (kit_paging(req, &skip, &limit) != 0)
-        return;
-    char s[24], l[24];
-    snprintf(s, sizeof(s), "%lld", (long long)skip);
-    snprintf(l, sizeof(l), "%lld", (long long)limit);
-    const char *params[] = {req->user_id, s, l};
-    if (db_query(req->app->db, "integ_list", 3, params, on_list, req) == NULL)
-        kit_db_busy(req);
+    kit_user_page(req, "integ_list", on_list);
 }
 
 static void on_one(const db_result_t *r, size_t n, void *data)

@@ -1,4 +1,5 @@
 #include "http/kit.h"
+#include "app.h"
 #include "core/log.h"
 #include "core/timeutil.h"
 
@@ -289,6 +290,26 @@ int kit_paging(http_req_t *req, int64_t *skip, int64_t *limit)
     int r = v_finish(&v);
     v_free(&v);
     return r;
+}
+
+int kit_paging_text(http_req_t *req, char skip[24], char limit[24])
+{
+    int64_t s, l;
+    if (kit_paging(req, &s, &l) != 0)
+        return -1;
+    snprintf(skip, 24, "%lld", (long long)s);
+    snprintf(limit, 24, "%lld", (long long)l);
+    return 0;
+}
+
+void kit_user_page(http_req_t *req, const char *stmt, db_batch_cb cb)
+{
+    char skip[24], limit[24];
+    if (kit_paging_text(req, skip, limit) != 0)
+        return;
+    const char *params[] = {req->user_id, skip, limit};
+    if (db_query(req->app->db, stmt, 3, params, cb, req) == NULL)
+        kit_db_busy(req);
 }
 
 int kit_db_failed(http_req_t *req, const db_result_t *r, const char *action)

@@ -73,6 +73,12 @@ int v_timestamp(validator_t *v, const char *field, kit_ts_t *out);
     "(CASE WHEN " ts "::text IS NULL THEN NULL WHEN " has_offset "::bool THEN " ts "::timestamptz"          \
     " ELSE (" ts "::timestamp AT TIME ZONE " tz "::text) END)"
 
+/** kit_paging with the values as text, ready to be statement parameters. */
+int kit_paging_text(http_req_t *req, char skip[24], char limit[24]);
+/** The common list: runs stmt with ($1 the caller's user id, $2 skip, $3 limit) from the query string and calls
+ * cb with req as data; replies 422 (bad paging) or 503 (pool full) itself. */
+void kit_user_page(http_req_t *req, const char *stmt, db_batch_cb cb);
+
 /** When r failed, replies (503 when the database is unreachable or busy, 500 otherwise, logging the error
  * with action) and returns 1; returns 0 when r succeeded. */
 int kit_db_failed(http_req_t *req, const db_result_t *r, const char *action);
