@@ -20,4 +20,10 @@ int titlegen_prepare(db_pool_t *pool);
 /** POST /generate/titles: titles from one LLM call, stored as generated. */
 void titlegen_post(http_req_t *req);
 
+/* schedtick.c */
+/** POST /admin/scheduler/tick {at?}: runs one campaign scheduler tick as if the time were at (default now) and
+ * answers {"success": true, "campaigns", "articles_created", "slots_pending", "failed", "paused", "completed"}
+ * once it finished; 503 when the tick could not run to the end. */
+void schedtick_post(http_req_t *req);
+
 #endif
