@@ -311,4 +311,32 @@ def main():
             "no lease outlives its tick")
 
 
+    # -- SIGTERM during a tick: the tick is stopped within the drain, its leases ended, the process exits 0 --
+    d8 = today + dt.timedelta(days=70)
+    hs = user("shutdown", credits=20)
+    cs = create(hs, articles_per_day=1, posting_times=["09:00"], start_date=d8.isoformat(),
+                end_date=d8.isoformat())
+    srv3 = Server(dburl, env=dict(env, INKLOOP_ROLES="api", SHUTDOWN_TIMEOUT_S="1")).start()
+    calls = stub.stats()["llm_calls"]["titles"]
+    stub.control(hang_every=1, hang_seconds=8)
+    out = {}
+
+    def slow_tick():
+        out["r"] = srv3.request("POST", "/admin/scheduler/tick", {"at": iso(at(d8, 8, 30))}, headers=ADMIN_H,
+                                timeout=30)
+    th = threading.Thread(target=slow_tick)
+    th.start()
+    wait_until(lambda: stub.stats()["llm_calls"]["titles"] > calls, 10, 0.05)
+    code, secs = srv3.stop()
+    th.join()
+    stub.control(hang_every=0)
+    tap.ok(code == 0 and secs < 6, "SIGTERM during a tick: exits 0 within the drain (%.1f s)" % secs)
+    tap.is_(out["r"].status if "r" in out else None, 503, "the interrupted admin tick is answered 503")
+    bad = [x for x in srv3.log().splitlines() if "Sanitizer" in x or "runtime error:" in x or "ERROR: " in x]
+    tap.ok(not bad, "no sanitizer report from the interrupted process", "\n".join(bad[:20]))
+    r = tick(at(d8, 8, 40))
+    tap.is_((r.get("articles_created"), len(arts(hs, cs))), (1, 1),
+            "its lease was ended: another process creates the slot at once")
+
+
 run(main)
