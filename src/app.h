@@ -13,6 +13,7 @@ typedef struct st_llm_t llm_t;
 typedef struct st_search_t search_t;
 typedef struct st_jobs_runner_t jobs_runner_t;
 typedef struct st_events_t events_t;
+typedef struct st_sched_t sched_t;
 
 struct st_app_t {
     uv_loop_t *loop;
@@ -24,6 +25,7 @@ struct st_app_t {
     search_t *search; /* NULL when SEARCH_PROVIDER is not set */
     jobs_runner_t *jobs; /* the job runner; NULL unless this process has the worker role */
     events_t *events; /* the article event streams and their LISTEN connection (http/events.h) */
+    sched_t *sched;      /* the campaign scheduler (ticks on a timer only with the scheduler role); NULL once stopping */
     int stopping; /* set once SIGTERM/SIGINT arrived */
 };
 typedef struct st_app_t app_t;

@@ -15,6 +15,7 @@
 #include "pipeline/llm.h"
 #include "pipeline/search.h"
 #include "webhook/deliver.h"
+#include "sched/scheduler.h"
 
 #include <pthread.h>
 #include <signal.h>
@@ -65,7 +66,7 @@ static int migrate_with_retry(const char *conninfo, int attempts)
 /* Shutdown runs as a sequence of asynchronous steps, each closing one part after the parts that depend on it:
  * no new requests first, then what requests and jobs use, the database last. */
 #define STOP_STEPS(X)                                                                                        \
-    X(DRAIN)   /* waits for in-flight requests and event streams (bounded), running jobs handed back */      \
+    X(DRAIN)   /* waits for in-flight requests and event streams (bounded), jobs handed back, ticks ended */ \
     X(LLM)     /* cancels LLM calls */                                                                        \
     X(SEARCH)  /* cancels search calls */                                                                     \
     X(NET)     /* closes the curl multi driver */                                                             \
@@ -96,8 +97,10 @@ static void on_step_done(void *data)
     stop_advance(p);
 }
 
-/* The HTTP drain and the runner's stop run together: jobs are handed back (and resume elsewhere) at once, not
- * after the HTTP drain, so they are safe before an orchestrator's kill grace runs out. */
+/* The HTTP drain, the runner's stop and the scheduler's stop run together: jobs are handed back (and resume
+ * elsewhere) at once, not after the HTTP drain, so they are safe before an orchestrator's kill grace runs out;
+ * the scheduler's timer stops at once and its ticks in flight (the timer's, or an admin request's that the
+ * drain is waiting for) get the same bounded time to finish. */
 static int drain_pending;
 
 static void on_drain_part_done(void *data)
@@ -122,10 +125,12 @@ static void stop_advance(process_t *p)
         case STOP_DRAIN:
             generate_stop(&p->app);
             deliver_stop(&p->app);
-            drain_pending = 2 + (p->app.jobs != NULL);
+            drain_pending = 3 + (p->app.jobs != NULL);
             /* Event streams end with the drain: they never finish on their own. */
             events_close(p->app.events, on_drain_part_done, p);
             p->app.events = NULL;
+            sched_stop(p->app.sched, (uint64_t)p->cfg.shutdown_timeout_s * 1000, on_drain_part_done, p);
+            p->app.sched = NULL;
             http_server_shutdown(p->app.http, (uint64_t)p->cfg.shutdown_timeout_s * 1000, on_drain_part_done, p);
             p->app.http = NULL;
             if (p->app.jobs != NULL) {
@@ -207,7 +212,7 @@ static int serve(process_t *p)
                             .max_waiting = p->cfg.db_max_waiting};
     p->app.db = db_pool_create(&p->loop, &dbc);
     if (http_prepare_statements(p->app.db) != 0 || generate_prepare(p->app.db) != 0 ||
-        deliver_prepare(p->app.db) != 0) {
+        deliver_prepare(p->app.db) != 0 || sched_prepare(p->app.db) != 0) {
         log_error("starting", "registering SQL statements failed");
         return 1;
     }
@@ -224,6 +229,11 @@ static int serve(process_t *p)
         log_warn("starting", "LLM_BASE_URL is not set: articles and titles cannot be generated");
     if (p->app.search == NULL)
         log_warn("starting", "SEARCH_PROVIDER is not set: research finds no sources");
+
+    /* Every process can run a tick (POST /admin/scheduler/tick); only the scheduler role ticks on a timer. */
+    p->app.sched = sched_create(&p->app);
+    if (p->cfg.roles & ROLE_SCHEDULER)
+        sched_start(p->app.sched);
 
     if (p->cfg.roles & ROLE_WORKER) {
         /* Job kinds are registered (jobs_register) between create and start by the modules that run them. */

@@ -30,4 +30,10 @@ void webhooks_test_integration(http_req_t *req);
 /** POST /admin/deliveries/sweep: queues every due delivery that has no job, now. */
 void webhooks_admin_sweep(http_req_t *req);
 
+/* schedtick.c */
+/** POST /admin/scheduler/tick {at?}: runs one campaign scheduler tick as if the time were at (default now) and
+ * answers {"success": true, "campaigns", "articles_created", "slots_pending", "failed", "paused", "completed"}
+ * once it finished; 503 when the tick could not run to the end. */
+void schedtick_post(http_req_t *req);
+
 #endif

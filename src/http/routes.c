@@ -34,6 +34,7 @@ const http_route_t http_routes[] = {
     {"GET", "/credits/transactions", credits_transactions, ROUTE_USER},
     {"POST", "/credits/purchase", credits_purchase, ROUTE_USER},
     {"POST", "/admin/credits", credits_admin_grant, ROUTE_ADMIN},
+    {"POST", "/admin/scheduler/tick", schedtick_post, ROUTE_ADMIN},
 
     {"POST", "/generate/titles", titlegen_post, ROUTE_USER},
 
