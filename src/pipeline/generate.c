@@ -201,6 +201,11 @@ static const struct {
      "   AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.article_id = a.id AND j.kind = 'generate_article'"
      "                    AND j.state IN ('queued', 'running'))"
      " RETURNING a.id"},
+    /* Finished jobs are kept a week for inspection, then purged in bounded batches (jobs_finished_idx), so the
+     * queue table and the /metrics count over it stay small. */
+    {"gen_purge_jobs",
+     "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE state IN ('done', 'failed', 'cancelled')"
+     "                                AND finished_at < now() - interval '7 days' LIMIT 5000)"},
 };
 
 int generate_prepare(db_pool_t *pool)
@@ -1197,16 +1202,20 @@ static void on_job_cancel(jobs_job_t *job, void *data)
 
 static void on_swept(const db_result_t *r, size_t n, void *data)
 {
-    (void)n;
     (void)data;
     G.sweeping = 0;
-    if (r[0].err != NULL) {
-        log_warn("sweeping stalled articles", "%s", r[0].err);
-        return;
+    for (size_t k = 0; k < n; k++) {
+        if (r[k].err != NULL) {
+            log_warn("sweeping stalled articles", "%s", r[k].err);
+            return;
+        }
     }
     for (int i = 0; i < PQntuples(r[0].res); i++)
         log_warn("sweeping stalled articles", "article %s failed: its generation job ended without it",
                  db_value(r[0].res, i, "id"));
+    const char *purged = PQcmdTuples(r[1].res);
+    if (purged != NULL && strcmp(purged, "0") != 0)
+        log_info("purging finished jobs", "%s jobs older than 7 days removed", purged);
 }
 
 static void on_sweep(uv_timer_t *t)
@@ -1215,7 +1224,8 @@ static void on_sweep(uv_timer_t *t)
     if (G.sweeping || G.app->stopping)
         return;
     G.sweeping = 1;
-    if (db_query(G.app->db, "gen_sweep", 0, NULL, on_swept, NULL) == NULL)
+    db_stmt_t stmts[] = {{"gen_sweep", NULL, 0, NULL}, {"gen_purge_jobs", NULL, 0, NULL}};
+    if (db_batch(G.app->db, stmts, 2, on_swept, NULL) == NULL)
         G.sweeping = 0;
 }
 
