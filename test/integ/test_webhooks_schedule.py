@@ -2,6 +2,7 @@
 that time to the second (a timer, not the sweep), one with a past scheduled_at at once; a due delivery whose
 job vanished is picked up by POST /admin/deliveries/sweep; a loopback target is refused when
 ALLOW_PRIVATE_URLS=0, with a clear last_posting_error and no request sent."""
+import threading
 import time
 
 from articles_common import ADMIN_TOKEN, INTERNAL_SECRET, Env
@@ -139,6 +140,41 @@ def test_loopback_refused(env, stub):
         tap.is_(code, 0, "the %s server exits 0 on SIGTERM" % name)
 
 
+def test_stop_while_hanging(stub):
+    """SIGTERM while a delivery and a test delivery wait on receivers that hang past the shutdown deadline: the
+    process still exits 0 in time, and the delivery job goes back to the queue (no attempt recorded)."""
+    env = Env(server_env(stub, {"WEBHOOK_TIMEOUT_S": "30", "SHUTDOWN_TIMEOUT_S": "2"}))
+    u = env.signup("dave")
+    url = stub.hook("hang-at-stop", hang=40)
+    integ = integration(u, url, name="hang")
+    aid = completed_article(env, u, integ, query="Delivery in flight at shutdown")
+    wait_received(stub, "hang-at-stop", 1, 10)
+    result = {}
+
+    def test_call():
+        try:
+            result["r"] = u.req("POST", "/integrations/test", body={"webhook_url": url}, timeout=60)
+        except OSError as e:
+            result["r"] = e
+    th = threading.Thread(target=test_call)
+    th.start()
+    wait_received(stub, "hang-at-stop", 2, 10)
+    code, took = env.srv.stop(timeout=20)
+    th.join(30)
+    tap.is_(code, 0, "SIGTERM with a delivery and a test delivery hanging: exit 0")
+    tap.ok(took < 8, "within the shutdown deadline (%.1f s)" % took)
+    r = result.get("r")
+    tap.ok(getattr(r, "status", None) == 503 and r.json == {"detail": "Service is shutting down"},
+           "the waiting POST /integrations/test is answered 503 at the shutdown deadline", r)
+    rows = env.sql("SELECT state FROM jobs WHERE article_id = '%s' AND kind = 'deliver_webhook'" % aid)
+    tap.is_(rows, [["queued"]], "the running delivery is handed back to the queue")
+    rows = env.sql("SELECT count(*) FROM webhook_deliveries WHERE article_id = '%s'" % aid)
+    tap.is_(rows, [["0"]], "and no attempt is recorded for the interrupted send")
+    log = env.srv.log()
+    tap.ok(all(x not in log for x in ("AddressSanitizer", "LeakSanitizer", "runtime error:")),
+           "no sanitizer report", log[-3000:])
+
+
 def main():
     stub = stub_stalled()
     env = Env(server_env(stub, {"WEBHOOK_SWEEP_INTERVAL_S": "3600"}))
@@ -147,6 +183,7 @@ def main():
     test_past_schedule(env, a, stub)
     test_sweep(env, a, stub)
     test_loopback_refused(env, stub)
+    test_stop_while_hanging(stub)
     env.stop_clean()
 
 
