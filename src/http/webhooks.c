@@ -34,12 +34,42 @@ typedef struct st_test_t {
     webhook_send_t *send;
     char *body;              /* the reply, built when the send finished */
     int status;
+    struct st_test_t *prev, *next; /* in `sending` while send is in flight */
 } test_t;
+
+/* Test deliveries waiting for their receiver. The HTTP drain at shutdown answers them 503 at its deadline but
+ * cannot end their sends (WEBHOOK_TIMEOUT_S may be longer); webhooks_cancel_tests does, before the net driver
+ * closes, which would otherwise drop their callbacks and leak them with their requests. */
+static test_t *sending;
+
+static void unlink_sending(test_t *t)
+{
+    if (t->prev != NULL)
+        t->prev->next = t->next;
+    else
+        sending = t->next;
+    if (t->next != NULL)
+        t->next->prev = t->prev;
+    t->prev = t->next = NULL;
+}
 
 static void test_free(test_t *t)
 {
     free(t->body);
     free(t);
+}
+
+void webhooks_cancel_tests(void)
+{
+    while (sending != NULL) {
+        test_t *t = sending;
+        unlink_sending(t);
+        webhook_send_cancel(t->send);
+        t->send = NULL;
+        log_info("testing an integration", "test delivery cancelled: the process is stopping");
+        http_reply_error(t->req, 503, "Service is shutting down");
+        test_free(t);
+    }
 }
 
 static void reply_test(test_t *t)
@@ -64,6 +94,7 @@ static void on_test_sent(webhook_send_t *s)
 {
     test_t *t = s->data;
     t->send = NULL;
+    unlink_sending(t);
     buf_t b = BUF_INIT;
     json_writer_t w;
     jw_init(&w, &b);
@@ -108,6 +139,10 @@ static void send_test(test_t *t, const char *url, const char *secret, const char
                              .timeout_s = t->req->app->cfg->webhook_timeout_s,
                              .allow_private = t->req->app->cfg->allow_private_urls};
     t->send = webhook_send(t->req->app->net, &req, on_test_sent, t);
+    t->next = sending;
+    if (sending != NULL)
+        sending->prev = t;
+    sending = t;
     buf_free(&body);
 }
 

@@ -89,12 +89,15 @@ static const struct {
      "INSERT INTO webhook_deliveries (article_id, integration_id, attempt, url, webhook_id, success, status_code,"
      "                                error, duration_ms)"
      " VALUES ($1, $2, $3::int, $4, $5, $6::bool, nullif($7::int, 0), $8, $9::int)"},
-    /* Success: posted, and the campaign counts it, only when this attempt is the one that posted it. */
+    /* Success: posted, and the campaign counts it, only when this attempt is the one that posted it and the
+     * article was never posted before (a re-delivery through POST /articles/{id}/deliver posts it again but it
+     * is still one article: posted_at, kept by the reset, tells them apart). */
     {"dlv_posted",
-     "WITH u AS (UPDATE articles SET status = 'posted', posted_at = now(), published_url = coalesce($2, published_url),"
-     "                               last_posting_error = NULL, next_delivery_at = NULL, webhook_id = $3"
-     "            WHERE id = $1 AND status = 'completed' RETURNING campaign_id)"
-     " UPDATE campaigns c SET articles_posted = articles_posted + 1 FROM u WHERE c.id = u.campaign_id"},
+     "WITH o AS (SELECT id, posted_at FROM articles WHERE id = $1 AND status = 'completed' FOR UPDATE),"
+     " u AS (UPDATE articles a SET status = 'posted', posted_at = now(), published_url = coalesce($2, a.published_url),"
+     "                             last_posting_error = NULL, next_delivery_at = NULL, webhook_id = $3"
+     "        FROM o WHERE a.id = o.id RETURNING a.campaign_id, o.posted_at IS NULL AS first_post)"
+     " UPDATE campaigns c SET articles_posted = articles_posted + 1 FROM u WHERE c.id = u.campaign_id AND u.first_post"},
     {"dlv_integration_ok",
      "UPDATE webhook_integrations SET last_success_at = now(), consecutive_failures = 0 WHERE id = $1"},
     /* Failure: one more attempt used; the next is due after the delay, or none is left. */
