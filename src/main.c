@@ -239,7 +239,7 @@ static int serve(process_t *p)
     if (p->cfg.roles & ROLE_WORKER) {
         /* Job kinds are registered (jobs_register) between create and start by the modules that run them. */
         jobs_config_t jc = {.conninfo = p->cfg.database_url,
-                            .concurrency = p->cfg.worker_concurrency,
+                            .concurrency = p->cfg.worker_concurrency + DELIVER_CONCURRENCY,
                             .lease_ms = p->cfg.job_lease_s * 1000,
                             .rescue_interval_ms = p->cfg.job_lease_s * 1000 / 3};
         p->app.jobs = jobs_runner_create(&p->loop, p->app.db, &jc);

@@ -1234,9 +1234,11 @@ int generate_start(app_t *app)
     if (app->jobs == NULL)
         return 0;
     G.app = app;
-    /* No limit of its own: WORKER_CONCURRENCY is the operator's bound on the jobs one process holds. A waiting
-     * article costs little; the LLM and search clients bound the calls actually in flight. */
-    if (jobs_register(app->jobs, "generate_article", on_job_start, on_job_cancel, 0, app) != 0)
+    /* WORKER_CONCURRENCY bounds the articles one process holds (a waiting article costs little; the LLM and
+     * search clients bound the calls actually in flight). Deliveries have slots of their own on top of it
+     * (main.c), so a full pipeline never delays a due webhook. */
+    if (jobs_register(app->jobs, "generate_article", on_job_start, on_job_cancel, app->cfg->worker_concurrency,
+                      app) != 0)
         return -1;
     uv_timer_init(app->loop, &G.sweep);
     uv_timer_start(&G.sweep, on_sweep, SWEEP_INTERVAL_MS, SWEEP_INTERVAL_MS);

@@ -15,8 +15,6 @@
 
 /* A Retry-After longer than this does not postpone the next attempt further (API.md section 6). */
 #define RETRY_AFTER_CAP_S 3600
-/* Deliveries one process sends at once: a slow receiver holds one slot, never the others or the API. */
-#define DELIVER_MAX_CONCURRENCY 64
 
 /* Each state names what the machine does or waits for. */
 #define DLV_STATES(X)                                                                                        \
@@ -462,7 +460,7 @@ int deliver_start(app_t *app)
     if (app->jobs == NULL)
         return 0;
     D.app = app;
-    if (jobs_register(app->jobs, "deliver_webhook", on_job_start, on_job_cancel, DELIVER_MAX_CONCURRENCY, app) != 0)
+    if (jobs_register(app->jobs, "deliver_webhook", on_job_start, on_job_cancel, DELIVER_CONCURRENCY, app) != 0)
         return -1;
     uint64_t every = (uint64_t)app->cfg->webhook_sweep_interval_s * 1000;
     uv_timer_init(app->loop, &D.sweep);

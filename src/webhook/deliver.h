@@ -9,6 +9,10 @@
 #include "app.h"
 #include "db/db.h"
 
+/** Deliveries one process sends at once, in job slots of their own (the runner gets WORKER_CONCURRENCY for
+ * generation plus these): a slow receiver holds one slot, never generation, the other deliveries or the API. */
+#define DELIVER_CONCURRENCY 64
+
 /** Registers the delivery statements. */
 int deliver_prepare(db_pool_t *pool);
 /** Registers the job kind with app->jobs (worker processes) and starts the sweep timer. Returns 0 or -1. */

@@ -30,10 +30,7 @@ def main():
     db = pg.fresh_database()
     env = server_env(stub, {"SIGNUP_CREDITS": str(N + 10), "INTERNAL_SECRET": INTERNAL_SECRET,
                             "ADMIN_TOKEN": ADMIN_TOKEN, "JWT_SECRET": "scale-test-" + "s" * 24,
-                            "LOG_LEVEL": "info", "WEBHOOK_SWEEP_INTERVAL_S": "5",
-                            # Room beside the stalled generations (64 per process): with the default 64 in all
-                            # they take every slot and deliveries wait for the heartbeat to notice them cancelled.
-                            "WORKER_CONCURRENCY": "256"})
+                            "LOG_LEVEL": "info", "WEBHOOK_SWEEP_INTERVAL_S": "5"})
     servers = [Server(db, env=env).start(), Server(db, env=env).start()]
     pair = Pair(pg, db, servers)
     r = servers[0].request("POST", "/auth/signup", body={"email": "s@example.com", "username": "scale",

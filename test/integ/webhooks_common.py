@@ -36,8 +36,9 @@ def stub_stalled():
 
 def server_env(stub, extra_env=None):
     env = stub.server_env()
+    # Deliveries need a worker (articles_common.Env alone starts an API-only process).
     env.update({"WEBHOOK_RETRY_DELAY_S": "1", "WEBHOOK_TIMEOUT_S": "2", "WEBHOOK_MAX_ATTEMPTS": "3",
-                "SIGNUP_CREDITS": "200", "ALLOW_PRIVATE_URLS": "1"})
+                "SIGNUP_CREDITS": "200", "ALLOW_PRIVATE_URLS": "1", "INKLOOP_ROLES": "api,worker"})
     env.update(extra_env or {})
     return env
 
