@@ -36,11 +36,64 @@ typedef struct st_process_t {
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: inkloop [serve|migrate|version]\n"
+    fprintf(out, "usage: inkloop [serve|migrate|version|sql NAME...]\n"
                  "  serve    apply pending migrations, then serve HTTP and run the background work (default)\n"
                  "  migrate  apply pending migrations and exit\n"
                  "  version  print the version and exit\n"
+                 "  sql      print the SQL of the named prepared statements, one per line, without connecting\n"
                  "Configuration comes from the environment; see README.md.\n");
+}
+
+/* Registers every module's prepared statements: the one list serve and `inkloop sql` share. */
+static int register_statements(db_pool_t *db)
+{
+    return http_prepare_statements(db) != 0 || generate_prepare(db) != 0 || deliver_prepare(db) != 0 ||
+                   sched_prepare(db) != 0
+               ? -1
+               : 0;
+}
+
+/* `inkloop sql NAME...`: the SQL of each named statement, exactly as registered, one line each (bench/run.sh
+ * gives it to pgbench). A pool that is never started registers them; nothing connects. Exit 2 for an unknown
+ * name (nothing printed), 1 when registering fails. */
+static int print_sql(int argc, char **argv)
+{
+    log_setup(LOG_LEVEL_WARN, 0);
+    uv_loop_t loop;
+    if (uv_loop_init(&loop) != 0) {
+        fprintf(stderr, "inkloop: uv_loop_init failed\n");
+        return 1;
+    }
+    db_pool_config_t dbc = {.conninfo = "", .size = 1};
+    db_pool_t *db = db_pool_create(&loop, &dbc);
+    int rc = 0;
+    if (db == NULL || register_statements(db) != 0) {
+        fprintf(stderr, "inkloop: registering SQL statements failed\n");
+        rc = 1;
+    }
+    for (int i = 2; i < argc && rc == 0; i++) {
+        const char *sql = db_pool_statement_sql(db, argv[i]);
+        if (sql == NULL) {
+            fprintf(stderr, "inkloop: no SQL statement named \"%s\"\n", argv[i]);
+            rc = 2;
+        } else if (strchr(sql, '\n') != NULL) {
+            /* One line per statement is the output's format; a registered newline would break it. */
+            fprintf(stderr, "inkloop: the SQL of \"%s\" spans several lines\n", argv[i]);
+            rc = 1;
+        }
+    }
+    for (int i = 2; i < argc && rc == 0; i++)
+        printf("%s\n", db_pool_statement_sql(db, argv[i]));
+    if (db != NULL)
+        db_pool_close(db, NULL, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    if (uv_loop_close(&loop) != 0 && rc == 0) {
+        fprintf(stderr, "inkloop: handles still open at exit\n");
+        rc = 1;
+    }
+    if (rc == 0 && fflush(stdout) != 0)
+        rc = 1;
+    return rc;
 }
 
 /* Applies migrations, retrying for a while so a database that is still starting does not fail the process. */
@@ -212,8 +265,7 @@ static int serve(process_t *p)
                             .size = p->cfg.db_pool_size,
                             .max_waiting = p->cfg.db_max_waiting};
     p->app.db = db_pool_create(&p->loop, &dbc);
-    if (http_prepare_statements(p->app.db) != 0 || generate_prepare(p->app.db) != 0 ||
-        deliver_prepare(p->app.db) != 0 || sched_prepare(p->app.db) != 0) {
+    if (p->app.db == NULL || register_statements(p->app.db) != 0) {
         log_error("starting", "registering SQL statements failed");
         return 1;
     }
@@ -285,6 +337,14 @@ static int serve(process_t *p)
 int main(int argc, char **argv)
 {
     const char *cmd = argc > 1 ? argv[1] : "serve";
+    if (strcmp(cmd, "sql") == 0) {
+        if (argc < 3) {
+            fprintf(stderr, "inkloop: sql needs at least one statement name\n");
+            usage(stderr);
+            return 2;
+        }
+        return print_sql(argc, argv);
+    }
     if (argc > 2 || (strcmp(cmd, "serve") != 0 && strcmp(cmd, "migrate") != 0 && strcmp(cmd, "version") != 0 &&
                      strcmp(cmd, "--version") != 0)) {
         if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {

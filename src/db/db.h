@@ -66,6 +66,8 @@ typedef struct st_db_pool_stats_t {
 db_pool_t *db_pool_create(uv_loop_t *loop, const db_pool_config_t *cfg);
 /** Registers a statement prepared on every connection. Only before db_pool_start. Returns 0 or -1. */
 int db_pool_prepare(db_pool_t *pool, const char *name, const char *sql);
+/** The SQL text a statement was registered with (db_pool_prepare), NULL when no statement has that name. */
+const char *db_pool_statement_sql(const db_pool_t *pool, const char *name);
 /** Opens the connections (asynchronously). */
 void db_pool_start(db_pool_t *pool);
 /** 1 when at least one connection is ready to take queries. */

@@ -895,6 +895,14 @@ int db_pool_prepare(db_pool_t *pool, const char *name, const char *sql)
     return 0;
 }
 
+const char *db_pool_statement_sql(const db_pool_t *pool, const char *name)
+{
+    for (size_t i = 0; i < pool->nstmts; i++)
+        if (strcmp(pool->stmts[i].name, name) == 0)
+            return pool->stmts[i].sql;
+    return NULL;
+}
+
 void db_pool_start(db_pool_t *pool)
 {
     if (pool->started || pool->closing)

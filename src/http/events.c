@@ -128,7 +128,8 @@ static const char *stage_of(const char *status)
 
 static void frame_set(frame_t *f, const char *status, const char *detail, const char *at_iso)
 {
-    snprintf(f->status, sizeof(f->status), "%s", status);
+    /* Never NULL from the callers; the check tells GCC so (YAJL_GET_STRING can yield NULL, and -O3 warns). */
+    snprintf(f->status, sizeof(f->status), "%s", status != NULL ? status : "");
     free(f->detail);
     f->detail = detail != NULL ? xstrdup(detail) : NULL;
     snprintf(f->at, sizeof(f->at), "%s", at_iso != NULL ? at_iso : "");

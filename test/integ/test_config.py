@@ -45,6 +45,23 @@ def main():
     want = os.environ.get("INKLOOP_VERSION", "")
     tap.ok(want != "" and want in p.stdout, "`inkloop version` prints the version (%s)" % want, p.stdout)
 
+    # `inkloop sql` (bench/run.sh feeds it to pgbench): the registered SQL, one statement a line, and no
+    # database: DATABASE_URL is unset and nothing could listen on it anyway.
+    p = run_binary(["sql", "article_get", "auth_key"], {})
+    lines = p.stdout.splitlines()
+    tap.is_(p.returncode, 0, "`inkloop sql article_get auth_key` exits 0 without a database")
+    tap.ok(len(lines) == 2 and all(line.startswith("SELECT ") for line in lines),
+           "`inkloop sql article_get auth_key` prints two SELECT statements, one a line", p.stdout[-1000:])
+    tap.ok(len(lines) == 2 and "FROM articles a WHERE a.id = $1 AND a.user_id = $2" in lines[0]
+           and "FROM api_keys WHERE key_hash = $1::bytea" in lines[1], "in the order asked, with their $n parameters",
+           p.stdout[-1000:])
+    p = run_binary(["sql", "auth_key", "no_such_statement"], {})
+    tap.is_(p.returncode, 2, "`inkloop sql` with an unknown name exits 2")
+    tap.ok("no_such_statement" in p.stderr and p.stdout == "", "... names it on stderr and prints nothing",
+           "stdout: %r stderr: %r" % (p.stdout[-300:], p.stderr[-300:]))
+    p = run_binary(["sql"], {})
+    tap.is_(p.returncode, 2, "`inkloop sql` without a name exits 2")
+
     p = run_binary(["bogus"], BASE)
     tap.ok(p.returncode not in (0, None), "`inkloop bogus` exits non-zero", p.returncode)
     tap.ok("usage" in (p.stderr + p.stdout).lower(), "`inkloop bogus` prints the usage", p.stderr)
