@@ -68,6 +68,14 @@ db_pool_t *db_pool_create(uv_loop_t *loop, const db_pool_config_t *cfg);
 int db_pool_prepare(db_pool_t *pool, const char *name, const char *sql);
 /** The SQL text a statement was registered with (db_pool_prepare), NULL when no statement has that name. */
 const char *db_pool_statement_sql(const db_pool_t *pool, const char *name);
+/** A statement to register: a module keeps a table of these and registers it with db_pool_prepare_all. */
+typedef struct st_db_named_sql_t {
+    const char *name;
+    const char *sql;
+} db_named_sql_t;
+
+/** Registers every statement of a table (db_pool_prepare each). Returns 0 or -1 at the first refusal. */
+int db_pool_prepare_all(db_pool_t *pool, const db_named_sql_t *stmts, size_t n);
 /** Opens the connections (asynchronously). */
 void db_pool_start(db_pool_t *pool);
 /** 1 when at least one connection is ready to take queries. */

@@ -903,6 +903,14 @@ const char *db_pool_statement_sql(const db_pool_t *pool, const char *name)
     return NULL;
 }
 
+int db_pool_prepare_all(db_pool_t *pool, const db_named_sql_t *stmts, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (db_pool_prepare(pool, stmts[i].name, stmts[i].sql) != 0)
+            return -1;
+    return 0;
+}
+
 void db_pool_start(db_pool_t *pool)
 {
     if (pool->started || pool->closing)

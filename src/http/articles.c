@@ -24,9 +24,7 @@
     "INSERT INTO articles (id, user_id, topic, raw_query, category, target_length, source_count,"            \
     " scheduled_at, timezone, webhook_integration_id, language, charge_seq, charge_txn_id, credits_charged)"
 
-static const struct {
-    const char *name, *sql;
-} statements[] = {
+static const db_named_sql_t statements[] = {
     {"article_get", "SELECT " ARTICLE_SELECT_LIST " FROM articles a WHERE a.id = $1 AND a.user_id = $2"},
     {"article_list", "SELECT " ARTICLE_SELECT_LIST " FROM articles a"
                      " WHERE a.user_id = $1 AND ($2::text IS NULL OR a.status = $2::text)"
@@ -194,10 +192,7 @@ static const struct {
 
 int articles_prepare(db_pool_t *pool)
 {
-    for (size_t i = 0; i < sizeof(statements) / sizeof(statements[0]); i++)
-        if (db_pool_prepare(pool, statements[i].name, statements[i].sql) != 0)
-            return -1;
-    return 0;
+    return db_pool_prepare_all(pool, statements, sizeof(statements) / sizeof(statements[0]));
 }
 
 /* ---- the Article serializer ---- */

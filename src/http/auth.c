@@ -23,9 +23,7 @@
 /* Passwords past this many bytes are refused rather than hashed (bounds the work one request can ask for). */
 #define PASSWORD_MAX_BYTES 1024
 
-static const struct {
-    const char *name, *sql;
-} statements[] = {
+static const db_named_sql_t statements[] = {
     {"auth_key",
      "SELECT id, user_id, (last_used_at IS NULL OR last_used_at < now() - interval '60 seconds') AS stale"
      "  FROM api_keys WHERE key_hash = $1::bytea AND revoked_at IS NULL"},
@@ -75,10 +73,7 @@ static const struct {
 
 int auth_prepare(db_pool_t *pool)
 {
-    for (size_t i = 0; i < sizeof(statements) / sizeof(statements[0]); i++)
-        if (db_pool_prepare(pool, statements[i].name, statements[i].sql) != 0)
-            return -1;
-    return 0;
+    return db_pool_prepare_all(pool, statements, sizeof(statements) / sizeof(statements[0]));
 }
 
 /* "\x" + hex of the SHA-256 of s: the text form of a bytea parameter. */

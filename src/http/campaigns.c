@@ -36,9 +36,7 @@
     " c.articles_posted, c.credits_used, coalesce(w.webhook_url, c.webhook_url) AS webhook_url,"             \
     " c.webhook_integration_id, c.created_at, c.updated_at, c.last_run_at, c.next_run_at, c.last_error"
 
-static const struct {
-    const char *name, *sql;
-} statements[] = {
+static const db_named_sql_t statements[] = {
     /* Campaigns are charged per article later; creating one only needs a day's worth of credits now. Raises
      * IL402 with the contract's message. */
     {"campaign_credits", "SELECT credits_require($1::uuid, $2::int)"},
@@ -107,10 +105,7 @@ static const struct {
 
 int campaigns_prepare(db_pool_t *pool)
 {
-    for (size_t i = 0; i < sizeof(statements) / sizeof(statements[0]); i++)
-        if (db_pool_prepare(pool, statements[i].name, statements[i].sql) != 0)
-            return -1;
-    return 0;
+    return db_pool_prepare_all(pool, statements, sizeof(statements) / sizeof(statements[0]));
 }
 
 /* ---- validation (pure) ---- */

@@ -10,9 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const struct {
-    const char *name, *sql;
-} statements[] = {
+static const db_named_sql_t statements[] = {
     {"credits_get", "SELECT credits, plan FROM users WHERE id = $1"},
     {"credits_ledger",
      "SELECT id, amount, balance_after, type, reference_type, reference_id, description, tokens_consumed,"
@@ -27,10 +25,7 @@ static const struct {
 
 int credits_prepare(db_pool_t *pool)
 {
-    for (size_t i = 0; i < sizeof(statements) / sizeof(statements[0]); i++)
-        if (db_pool_prepare(pool, statements[i].name, statements[i].sql) != 0)
-            return -1;
-    return 0;
+    return db_pool_prepare_all(pool, statements, sizeof(statements) / sizeof(statements[0]));
 }
 
 int credits_is_insufficient(const db_result_t *r)

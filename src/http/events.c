@@ -89,9 +89,7 @@ struct st_events_t {
     void *close_data;
 };
 
-static const struct {
-    const char *name, *sql;
-} statements[] = {
+static const db_named_sql_t statements[] = {
     {"events_article", "SELECT status, progress_detail, updated_at AT TIME ZONE 'UTC' AS at"
                        "  FROM articles WHERE id = $1 AND user_id = $2"},
     {"events_resync", "SELECT id, status, progress_detail, updated_at AT TIME ZONE 'UTC' AS at"
@@ -100,10 +98,7 @@ static const struct {
 
 int events_prepare(db_pool_t *pool)
 {
-    for (size_t i = 0; i < sizeof(statements) / sizeof(statements[0]); i++)
-        if (db_pool_prepare(pool, statements[i].name, statements[i].sql) != 0)
-            return -1;
-    return 0;
+    return db_pool_prepare_all(pool, statements, sizeof(statements) / sizeof(statements[0]));
 }
 
 /* --- frames ------------------------------------------------------------------------------------------- */

@@ -10,9 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const struct {
-    const char *name, *sql;
-} statements[] = {
+static const db_named_sql_t statements[] = {
     /* A key older than 24 h no longer binds: removing it first lets the insert below claim it afresh. */
     {"idem_purge", "DELETE FROM idempotency_keys WHERE user_id = $1 AND key = $2 AND expires_at <= now()"},
     /* No ON CONFLICT on purpose: a duplicate must wait for the first transaction and then fail (23505). */
@@ -33,10 +31,7 @@ static const struct {
 
 int idem_prepare(db_pool_t *pool)
 {
-    for (size_t i = 0; i < sizeof(statements) / sizeof(statements[0]); i++)
-        if (db_pool_prepare(pool, statements[i].name, statements[i].sql) != 0)
-            return -1;
-    return 0;
+    return db_pool_prepare_all(pool, statements, sizeof(statements) / sizeof(statements[0]));
 }
 
 int idem_init(idem_t *idem, http_req_t *req, const char *endpoint)

@@ -14,9 +14,7 @@
     "id, name, webhook_url, platform_type, is_active, last_test_at, last_test_status, last_success_at,"      \
     " consecutive_failures, created_at"
 
-static const struct {
-    const char *name, *sql;
-} statements[] = {
+static const db_named_sql_t statements[] = {
     {"integ_insert",
      "INSERT INTO webhook_integrations (user_id, name, webhook_url, webhook_secret, platform_type, api_key)"
      " VALUES ($1, $2, $3, $4, $5, $6) RETURNING " INTEG_COLS ", webhook_secret"},
@@ -38,10 +36,7 @@ static const struct {
 
 int integrations_prepare(db_pool_t *pool)
 {
-    for (size_t i = 0; i < sizeof(statements) / sizeof(statements[0]); i++)
-        if (db_pool_prepare(pool, statements[i].name, statements[i].sql) != 0)
-            return -1;
-    return 0;
+    return db_pool_prepare_all(pool, statements, sizeof(statements) / sizeof(statements[0]));
 }
 
 void integrations_new_secret(char out[INTEGRATIONS_SECRET_SIZE])

@@ -12,9 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const struct {
-    const char *name, *sql;
-} statements[] = {
+static const db_named_sql_t statements[] = {
     {"title_verify",
      "UPDATE titles SET title = coalesce($3, title), status = $4 WHERE id = $1 AND user_id = $2"
      " RETURNING id, title, description, status, created_at AT TIME ZONE 'UTC' AS created_at"},
@@ -43,10 +41,7 @@ static const struct {
 
 int titles_prepare(db_pool_t *pool)
 {
-    for (size_t i = 0; i < sizeof(statements) / sizeof(statements[0]); i++)
-        if (db_pool_prepare(pool, statements[i].name, statements[i].sql) != 0)
-            return -1;
-    return 0;
+    return db_pool_prepare_all(pool, statements, sizeof(statements) / sizeof(statements[0]));
 }
 
 /* ---- PATCH /titles/{id}/verify ---- */

@@ -126,9 +126,7 @@ static void advance(gen_t *g);
 
 /* ---- SQL ---- */
 
-static const struct {
-    const char *name, *sql;
-} statements[] = {
+static const db_named_sql_t statements[] = {
     {"gen_load",
      "SELECT a.status, a.raw_query, a.topic, a.category, a.language, a.target_length, a.source_count,"
      "       a.last_stage_done, a.research_results::text AS research, a.brief::text AS brief,"
@@ -210,10 +208,7 @@ static const struct {
 
 int generate_prepare(db_pool_t *pool)
 {
-    for (size_t i = 0; i < sizeof(statements) / sizeof(statements[0]); i++)
-        if (db_pool_prepare(pool, statements[i].name, statements[i].sql) != 0)
-            return -1;
-    return 0;
+    return db_pool_prepare_all(pool, statements, sizeof(statements) / sizeof(statements[0]));
 }
 
 /* ---- the machine's plumbing ---- */

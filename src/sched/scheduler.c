@@ -40,9 +40,7 @@
  * for a statement that runs in a few milliseconds (bench/sched.sh). LOCAL: only for the batch's transaction. */
 #define NO_JIT_SQL "SET LOCAL jit = off"
 
-static const struct {
-    const char *name, *sql;
-} statements[] = {
+static const db_named_sql_t statements[] = {
     /* $1 at, $2 lead s, $3 grace s, $4 tick id, $5 lease s, $6 batch size. The due campaigns in cursor order
      * through campaigns_due_idx, minus those leased by another tick (or handled by this one already), locked
      * for the statement with SKIP LOCKED so concurrent claims split them, and leased to this tick (the
@@ -96,10 +94,7 @@ static const struct {
 
 int sched_prepare(db_pool_t *pool)
 {
-    for (size_t i = 0; i < sizeof(statements) / sizeof(statements[0]); i++)
-        if (db_pool_prepare(pool, statements[i].name, statements[i].sql) != 0)
-            return -1;
-    return 0;
+    return db_pool_prepare_all(pool, statements, sizeof(statements) / sizeof(statements[0]));
 }
 
 /* ---- machines ---- */

@@ -71,9 +71,7 @@ static struct {
 
 static void advance(dlv_t *d);
 
-static const struct {
-    const char *name, *sql;
-} statements[] = {
+static const db_named_sql_t statements[] = {
     {"dlv_load",
      "SELECT a.id, a.status, a.campaign_id, a.topic, a.content, a.content_html, a.category,"
      "       (a.brief -> 'keywords')::text AS keywords, a.meta_description, a.slug, a.word_count,"
@@ -131,10 +129,7 @@ static const struct {
 
 int deliver_prepare(db_pool_t *pool)
 {
-    for (size_t i = 0; i < sizeof(statements) / sizeof(statements[0]); i++)
-        if (db_pool_prepare(pool, statements[i].name, statements[i].sql) != 0)
-            return -1;
-    return 0;
+    return db_pool_prepare_all(pool, statements, sizeof(statements) / sizeof(statements[0]));
 }
 
 static void set_state(dlv_t *d, dlv_state_t s)
