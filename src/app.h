@@ -21,12 +21,13 @@ struct st_app_t {
     db_pool_t *db;
     net_t *net;
     http_server_t *http;
-    llm_t *llm;       /* NULL when LLM_BASE_URL is not set */
-    search_t *search; /* NULL when SEARCH_PROVIDER is not set */
+    llm_t *llm;          /* NULL when LLM_BASE_URL is not set */
+    search_t *search;    /* NULL when SEARCH_PROVIDER is not set */
     jobs_runner_t *jobs; /* the job runner; NULL unless this process has the worker role */
-    events_t *events; /* the article event streams and their LISTEN connection (http/events.h) */
-    sched_t *sched;      /* the campaign scheduler (ticks on a timer only with the scheduler role); NULL once stopping */
-    int stopping; /* set once SIGTERM/SIGINT arrived */
+    events_t *events;    /* the article event streams and their LISTEN connection (http/events.h) */
+    sched_t *sched;      /* the campaign scheduler (ticks on a timer only with the scheduler role); NULL once
+                            stopping */
+    int stopping;        /* set once SIGTERM/SIGINT arrived */
 };
 typedef struct st_app_t app_t;
 

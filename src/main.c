@@ -36,12 +36,13 @@ typedef struct st_process_t {
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: inkloop [serve|migrate|version|sql NAME...]\n"
-                 "  serve    apply pending migrations, then serve HTTP and run the background work (default)\n"
-                 "  migrate  apply pending migrations and exit\n"
-                 "  version  print the version and exit\n"
-                 "  sql      print the SQL of the named prepared statements, one per line, without connecting\n"
-                 "Configuration comes from the environment; see README.md.\n");
+    fprintf(out,
+            "usage: inkloop [serve|migrate|version|sql NAME...]\n"
+            "  serve    apply pending migrations, then serve HTTP and run the background work (default)\n"
+            "  migrate  apply pending migrations and exit\n"
+            "  version  print the version and exit\n"
+            "  sql      print the SQL of the named prepared statements, one per line, without connecting\n"
+            "Configuration comes from the environment; see README.md.\n");
 }
 
 /* Registers every module's prepared statements: the one list serve and `inkloop sql` share. */
@@ -120,11 +121,11 @@ static int migrate_with_retry(const char *conninfo, int attempts)
  * no new requests first, then what requests and jobs use, the database last. */
 #define STOP_STEPS(X)                                                                                        \
     X(DRAIN)   /* waits for in-flight requests and event streams (bounded), jobs handed back, ticks ended */ \
-    X(LLM)     /* cancels LLM calls */                                                                        \
-    X(SEARCH)  /* cancels search calls */                                                                     \
-    X(NET)     /* closes the curl multi driver */                                                             \
-    X(DB)      /* lets in-flight queries finish, closes connections */                                        \
-    X(SIGNALS) /* closes the signal handles; the loop then has nothing left */                                \
+    X(LLM)     /* cancels LLM calls */                                                                       \
+    X(SEARCH)  /* cancels search calls */                                                                    \
+    X(NET)     /* closes the curl multi driver */                                                            \
+    X(DB)      /* lets in-flight queries finish, closes connections */                                       \
+    X(SIGNALS) /* closes the signal handles; the loop then has nothing left */                               \
     X(DONE)
 
 typedef enum {
@@ -151,9 +152,9 @@ static void on_step_done(void *data)
 }
 
 /* The HTTP drain, the runner's stop and the scheduler's stop run together: jobs are handed back (and resume
- * elsewhere) at once, not after the HTTP drain, so they are safe before an orchestrator's kill grace runs out;
- * the scheduler's timer stops at once and its ticks in flight (the timer's, or an admin request's that the
- * drain is waiting for) get the same bounded time to finish. */
+ * elsewhere) at once, not after the HTTP drain, so they are safe before an orchestrator's kill grace runs
+ * out; the scheduler's timer stops at once and its ticks in flight (the timer's, or an admin request's that
+ * the drain is waiting for) get the same bounded time to finish. */
 static int drain_pending;
 
 static void on_drain_part_done(void *data)
@@ -184,7 +185,8 @@ static void stop_advance(process_t *p)
             p->app.events = NULL;
             sched_stop(p->app.sched, (uint64_t)p->cfg.shutdown_timeout_s * 1000, on_drain_part_done, p);
             p->app.sched = NULL;
-            http_server_shutdown(p->app.http, (uint64_t)p->cfg.shutdown_timeout_s * 1000, on_drain_part_done, p);
+            http_server_shutdown(p->app.http, (uint64_t)p->cfg.shutdown_timeout_s * 1000, on_drain_part_done,
+                                 p);
             p->app.http = NULL;
             if (p->app.jobs != NULL) {
                 jobs_runner_stop(p->app.jobs, on_drain_part_done, p);
@@ -213,8 +215,9 @@ static void stop_advance(process_t *p)
             p->app.db = NULL;
             return;
         case STOP_SIGNALS: {
-            /* Closing the last handle of a signal restores its default (fatal) action; a SIGTERM arriving after
-             * that would kill a process that already stopped cleanly. Blocked, it stays pending until exit. */
+            /* Closing the last handle of a signal restores its default (fatal) action; a SIGTERM arriving
+             * after that would kill a process that already stopped cleanly. Blocked, it stays pending until
+             * exit. */
             sigset_t set;
             sigemptyset(&set);
             sigaddset(&set, SIGTERM);
@@ -222,7 +225,8 @@ static void stop_advance(process_t *p)
             pthread_sigmask(SIG_BLOCK, &set, NULL);
             uv_close((uv_handle_t *)&p->sigterm, on_signal_closed);
             uv_close((uv_handle_t *)&p->sigint, on_signal_closed);
-            /* The block covers this thread only; a late signal delivered to a thread-pool thread is ignored. */
+            /* The block covers this thread only; a late signal delivered to a thread-pool thread is ignored.
+             */
             signal(SIGTERM, SIG_IGN);
             signal(SIGINT, SIG_IGN);
             return;
@@ -244,7 +248,8 @@ static void on_signal(uv_signal_t *sig, int signum)
     }
     p->app.stopping = 1;
     log_info("stopping", "%s received: no new connections, draining %zu in-flight request(s) for up to %d s",
-             signum == SIGINT ? "SIGINT" : "SIGTERM", http_server_in_flight(p->app.http), p->cfg.shutdown_timeout_s);
+             signum == SIGINT ? "SIGINT" : "SIGTERM", http_server_in_flight(p->app.http),
+             p->cfg.shutdown_timeout_s);
     stop_step = STOP_DRAIN;
     stop_advance(p);
 }
@@ -261,9 +266,8 @@ static int serve(process_t *p)
     p->app.loop = &p->loop;
     p->app.cfg = &p->cfg;
 
-    db_pool_config_t dbc = {.conninfo = p->cfg.database_url,
-                            .size = p->cfg.db_pool_size,
-                            .max_waiting = p->cfg.db_max_waiting};
+    db_pool_config_t dbc = {
+        .conninfo = p->cfg.database_url, .size = p->cfg.db_pool_size, .max_waiting = p->cfg.db_max_waiting};
     p->app.db = db_pool_create(&p->loop, &dbc);
     if (p->app.db == NULL || register_statements(p->app.db) != 0) {
         log_error("starting", "registering SQL statements failed");
@@ -320,8 +324,8 @@ static int serve(process_t *p)
     uv_signal_start(&p->sigint, on_signal, SIGINT);
     log_info("starting", "inkloop %s serving on http://%s:%d (roles:%s%s%s, %d database connections)",
              INKLOOP_VERSION, p->cfg.host, p->cfg.port, (p->cfg.roles & ROLE_API) ? " api" : "",
-             (p->cfg.roles & ROLE_WORKER) ? " worker" : "", (p->cfg.roles & ROLE_SCHEDULER) ? " scheduler" : "",
-             p->cfg.db_pool_size);
+             (p->cfg.roles & ROLE_WORKER) ? " worker" : "",
+             (p->cfg.roles & ROLE_SCHEDULER) ? " scheduler" : "", p->cfg.db_pool_size);
 
     uv_run(&p->loop, UV_RUN_DEFAULT);
 
@@ -345,8 +349,8 @@ int main(int argc, char **argv)
         }
         return print_sql(argc, argv);
     }
-    if (argc > 2 || (strcmp(cmd, "serve") != 0 && strcmp(cmd, "migrate") != 0 && strcmp(cmd, "version") != 0 &&
-                     strcmp(cmd, "--version") != 0)) {
+    if (argc > 2 || (strcmp(cmd, "serve") != 0 && strcmp(cmd, "migrate") != 0 &&
+                     strcmp(cmd, "version") != 0 && strcmp(cmd, "--version") != 0)) {
         if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
             usage(stdout);
             return 0;
@@ -378,7 +382,8 @@ int main(int argc, char **argv)
     }
     log_setup(p.cfg.log_level, p.cfg.log_json);
     if (p.cfg.dev_mode && getenv("JWT_SECRET") == NULL)
-        log_warn("starting", "INKLOOP_DEV=1 and no JWT_SECRET: using a random secret, tokens end with this process");
+        log_warn("starting",
+                 "INKLOOP_DEV=1 and no JWT_SECRET: using a random secret, tokens end with this process");
 
     int rc;
     if (strcmp(cmd, "migrate") == 0)

@@ -10,14 +10,14 @@ static int tap_count, tap_failed;
 
 #define TAP_OK(cond, ...)                                                                                    \
     do {                                                                                                     \
-        int tap_c_ = (cond) ? 1 : 0;                                                                          \
+        int tap_c_ = (cond) ? 1 : 0;                                                                         \
         tap_count++;                                                                                         \
-        if (!tap_c_)                                                                                          \
+        if (!tap_c_)                                                                                         \
             tap_failed++;                                                                                    \
-        printf("%sok %d - ", tap_c_ ? "" : "not ", tap_count);                                                \
+        printf("%sok %d - ", tap_c_ ? "" : "not ", tap_count);                                               \
         printf(__VA_ARGS__);                                                                                 \
         printf("\n");                                                                                        \
-        if (!tap_c_)                                                                                          \
+        if (!tap_c_)                                                                                         \
             printf("# failed at %s:%d: %s\n", __FILE__, __LINE__, #cond);                                    \
         fflush(stdout);                                                                                      \
     } while (0)
@@ -37,7 +37,7 @@ static int tap_count, tap_failed;
                       (tap_g_ != NULL && tap_w_ != NULL && strcmp(tap_g_, tap_w_) == 0);                     \
         TAP_OK(tap_eq_, __VA_ARGS__);                                                                        \
         if (!tap_eq_)                                                                                        \
-            printf("#   got \"%s\", want \"%s\"\n", tap_g_ ? tap_g_ : "(null)", tap_w_ ? tap_w_ : "(null)");  \
+            printf("#   got \"%s\", want \"%s\"\n", tap_g_ ? tap_g_ : "(null)", tap_w_ ? tap_w_ : "(null)"); \
     } while (0)
 
 /** Prints the plan; returns the process exit status (0 only when something ran and nothing failed). */

@@ -183,8 +183,8 @@ int config_load(config_t *cfg, config_lookup_cb lookup, void *ctx, char *err, si
     cfg->jwt_secret = get_str(&l, "JWT_SECRET", NULL);
     if (cfg->jwt_secret == NULL) {
         if (!cfg->dev_mode)
-            return fail(&l, "JWT_SECRET", "is required (or set INKLOOP_DEV=1 for a random per-process secret)",
-                        NULL);
+            return fail(&l, "JWT_SECRET",
+                        "is required (or set INKLOOP_DEV=1 for a random per-process secret)", NULL);
         uint8_t raw[32];
         char b64[48];
         crypto_random(raw, sizeof(raw));
@@ -211,9 +211,11 @@ int config_load(config_t *cfg, config_lookup_cb lookup, void *ctx, char *err, si
     if (check_http_url(&l, "SEARCH_URL", cfg->search_url) != 0)
         return -1;
     cfg->search_api_key = get_str(&l, "SEARCH_API_KEY", NULL);
-    if (cfg->search_provider != NULL && strcmp(cfg->search_provider, "searxng") == 0 && cfg->search_url == NULL)
+    if (cfg->search_provider != NULL && strcmp(cfg->search_provider, "searxng") == 0 &&
+        cfg->search_url == NULL)
         return fail(&l, "SEARCH_URL", "is required when SEARCH_PROVIDER=searxng", NULL);
-    if (cfg->search_provider != NULL && strcmp(cfg->search_provider, "brave") == 0 && cfg->search_api_key == NULL)
+    if (cfg->search_provider != NULL && strcmp(cfg->search_provider, "brave") == 0 &&
+        cfg->search_api_key == NULL)
         return fail(&l, "SEARCH_API_KEY", "is required when SEARCH_PROVIDER=brave", NULL);
 
     if (get_bool(&l, "ALLOW_PRIVATE_URLS", 0, &cfg->allow_private_urls) != 0 ||

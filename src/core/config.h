@@ -14,7 +14,7 @@ typedef struct st_config_t {
     char *host;
     int port;
     char *jwt_secret;
-    int dev_mode; /* INKLOOP_DEV=1: a random JWT secret is allowed */
+    int dev_mode;          /* INKLOOP_DEV=1: a random JWT secret is allowed */
     char *internal_secret; /* NULL: every internal route answers 403 */
     char *admin_token;     /* NULL: every admin route answers 403 */
     char **cors_origins;   /* NULL-terminated */
@@ -39,14 +39,14 @@ typedef struct st_config_t {
     int log_json;
     int roles; /* ROLE_* bits */
     /* Beyond the contract: resource limits an operator may tune. */
-    int db_pool_size;         /* DB_POOL_SIZE (4): connections per process */
-    int db_max_waiting;       /* DB_MAX_WAITING (1024): queries queued for a connection before 503 */
-    size_t max_body_bytes;    /* MAX_BODY_BYTES (1048576): request body limit, 413 past it */
-    int shutdown_timeout_s;   /* SHUTDOWN_TIMEOUT_S (10): how long SIGTERM waits for in-flight requests */
-    int worker_concurrency;   /* WORKER_CONCURRENCY (64): jobs one process runs at once */
-    int job_lease_s;          /* JOB_LEASE_S (60): how long a claimed job survives its process without renewal */
-    int llm_timeout_s;        /* LLM_TIMEOUT_S (180): one LLM request's deadline */
-    int llm_max_attempts;     /* LLM_MAX_ATTEMPTS (4): tries per LLM call on 429/5xx/timeouts */
+    int db_pool_size;       /* DB_POOL_SIZE (4): connections per process */
+    int db_max_waiting;     /* DB_MAX_WAITING (1024): queries queued for a connection before 503 */
+    size_t max_body_bytes;  /* MAX_BODY_BYTES (1048576): request body limit, 413 past it */
+    int shutdown_timeout_s; /* SHUTDOWN_TIMEOUT_S (10): how long SIGTERM waits for in-flight requests */
+    int worker_concurrency; /* WORKER_CONCURRENCY (64): jobs one process runs at once */
+    int job_lease_s;      /* JOB_LEASE_S (60): how long a claimed job survives its process without renewal */
+    int llm_timeout_s;    /* LLM_TIMEOUT_S (180): one LLM request's deadline */
+    int llm_max_attempts; /* LLM_MAX_ATTEMPTS (4): tries per LLM call on 429/5xx/timeouts */
 } config_t;
 
 /** Looks up one variable; returns NULL when it is not set. */

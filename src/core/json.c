@@ -211,9 +211,9 @@ void jw_raw(json_writer_t *w, const char *json, size_t len)
     buf_append(w->out, json, len);
 }
 
-/* Measures nesting outside string literals and refuses escaped NULs (yajl hands strings out NUL-terminated, so
- * "a\u0000b" would silently become "a"); yajl itself reports every other syntax error. Returns 0, or -1 too
- * deep, or -2 for a NUL. */
+/* Measures nesting outside string literals and refuses escaped NULs (yajl hands strings out NUL-terminated,
+ * so "a\u0000b" would silently become "a"); yajl itself reports every other syntax error. Returns 0, or -1
+ * too deep, or -2 for a NUL. */
 static int scan(const char *text, size_t len)
 {
     int depth = 0, in_string = 0;

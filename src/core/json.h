@@ -11,8 +11,8 @@
 /** Deepest nesting a request body may have (yajl frees its tree recursively, so depth is bounded first). */
 #define JSON_MAX_DEPTH 64
 
-/** Decodes the UTF-8 sequence at s (n bytes available) into *cp; returns its length, or 0 when it is not valid
- * UTF-8 (overlong, surrogate, truncated, past U+10FFFF). */
+/** Decodes the UTF-8 sequence at s (n bytes available) into *cp; returns its length, or 0 when it is not
+ * valid UTF-8 (overlong, surrogate, truncated, past U+10FFFF). */
 size_t utf8_decode(const unsigned char *s, size_t n, uint32_t *cp);
 /** Appends s as a JSON string literal (quotes included); invalid UTF-8 becomes U+FFFD. */
 void json_put_string(buf_t *b, const char *s);

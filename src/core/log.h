@@ -14,7 +14,8 @@ int log_parse_level(const char *s, log_level_t *out);
 /** True when a line at this level would be written. */
 int log_enabled(log_level_t level);
 /** Writes one line: what was being done (action, e.g. "connecting to database") and what happened. */
-void log_write(log_level_t level, const char *action, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void log_write(log_level_t level, const char *action, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 /** va_list form of log_write. */
 void log_vwrite(log_level_t level, const char *action, const char *fmt, va_list ap);
 

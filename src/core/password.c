@@ -12,7 +12,7 @@ static const char dummy_hash[] = "$2b$12$tuJM5fGWxcPR4ybeJeUw7ufhFOgiRwhaY0gC69U
 typedef struct st_password_work_t {
     uv_work_t req;
     char *password;
-    char *hash;   /* in: hash to verify against; out: new hash */
+    char *hash; /* in: hash to verify against; out: new hash */
     int cost;
     int verify;
     int ok;
@@ -34,8 +34,8 @@ static void on_work(uv_work_t *req)
         char salt[CRYPT_GENSALT_OUTPUT_SIZE];
         uint8_t rnd[16];
         crypto_random(rnd, sizeof(rnd));
-        if (crypt_gensalt_rn("$2b$", (unsigned long)w->cost, (const char *)rnd, sizeof(rnd), salt, sizeof(salt)) !=
-            NULL) {
+        if (crypt_gensalt_rn("$2b$", (unsigned long)w->cost, (const char *)rnd, sizeof(rnd), salt,
+                             sizeof(salt)) != NULL) {
             char *r = crypt_rn(w->password, salt, cd, sizeof(*cd));
             if (r != NULL && r[0] != '*')
                 w->hash = xstrdup(r);
@@ -57,8 +57,8 @@ static void on_after_work(uv_work_t *req, int status)
     free(w);
 }
 
-static int start(uv_loop_t *loop, const char *password, const char *hash, int cost, int verify, password_cb cb,
-                 void *data)
+static int start(uv_loop_t *loop, const char *password, const char *hash, int cost, int verify,
+                 password_cb cb, void *data)
 {
     password_work_t *w = xcalloc(1, sizeof(*w));
     w->password = xstrdup(password);

@@ -441,7 +441,8 @@ static void reply_bad_timezone(http_req_t *req)
 static void on_tz_ready(void *data, const db_result_t *failure)
 {
     tz_step_t *s = data;
-    /* Without the set (the load failed), the database's trigger is the check; its 22023 becomes the same 422. */
+    /* Without the set (the load failed), the database's trigger is the check; its 22023 becomes the same 422.
+     */
     if (failure == NULL && !timezones_valid(s->tz)) {
         reply_bad_timezone(s->req);
         s->drop(s->op);

@@ -28,13 +28,12 @@ static const db_named_sql_t statements[] = {
      "SELECT id, user_id, (last_used_at IS NULL OR last_used_at < now() - interval '60 seconds') AS stale"
      "  FROM api_keys WHERE key_hash = $1::bytea AND revoked_at IS NULL"},
     {"auth_key_touch", "UPDATE api_keys SET last_used_at = now() WHERE id = $1"},
-    {"auth_exists",
-     "SELECT EXISTS (SELECT 1 FROM users WHERE lower(email) = lower($1) OR lower(username) = lower($2)) AS taken"},
+    {"auth_exists", "SELECT EXISTS (SELECT 1 FROM users WHERE lower(email) = lower($1) OR lower(username) = "
+                    "lower($2)) AS taken"},
     {"auth_insert_user", "INSERT INTO users (id, email, username, password_hash) VALUES ($1, $2, $3, $4)"},
     {"auth_grant", "SELECT credits_add($1, $2::int, 'grant', 'Signup credits')"},
-    {"auth_insert_refresh",
-     "INSERT INTO refresh_tokens (user_id, token_hash, expires_at)"
-     " VALUES ($1, $2::bytea, now() + make_interval(secs => $3::int))"},
+    {"auth_insert_refresh", "INSERT INTO refresh_tokens (user_id, token_hash, expires_at)"
+                            " VALUES ($1, $2::bytea, now() + make_interval(secs => $3::int))"},
     {"auth_user_by_id", "SELECT id, email, username, credits, plan FROM users WHERE id = $1"},
     {"auth_user_by_email",
      "SELECT id, email, username, credits, plan, password_hash FROM users WHERE lower(email) = lower($1)"},
@@ -56,19 +55,18 @@ static const db_named_sql_t statements[] = {
      " SELECT u.id, u.email, u.username, u.credits, u.plan FROM new JOIN users u ON u.id = new.user_id"},
     /* Logout ends the session: the presented token and every rotation of it (its family), so a sibling minted
      * by a concurrent refresh cannot outlive the logout. */
-    {"auth_revoke",
-     "UPDATE refresh_tokens SET revoked_at = now()"
-     " WHERE family_id = (SELECT family_id FROM refresh_tokens WHERE token_hash = $1::bytea)"
-     "   AND revoked_at IS NULL"},
+    {"auth_revoke", "UPDATE refresh_tokens SET revoked_at = now()"
+                    " WHERE family_id = (SELECT family_id FROM refresh_tokens WHERE token_hash = $1::bytea)"
+                    "   AND revoked_at IS NULL"},
     /* Inserts nothing for a user that no longer exists (a valid access token can outlive its user). */
-    {"apikey_insert",
-     "INSERT INTO api_keys (user_id, name, prefix, key_hash) SELECT id, $2, $3, $4::bytea FROM users WHERE id = $1"
-     " RETURNING id, name, prefix, created_at"},
+    {"apikey_insert", "INSERT INTO api_keys (user_id, name, prefix, key_hash) SELECT id, $2, $3, $4::bytea "
+                      "FROM users WHERE id = $1"
+                      " RETURNING id, name, prefix, created_at"},
     {"apikey_list",
      "SELECT id, name, prefix, created_at, last_used_at, revoked_at FROM api_keys"
      " WHERE user_id = $1 AND revoked_at IS NULL ORDER BY created_at DESC, id DESC OFFSET $2 LIMIT $3"},
-    {"apikey_revoke",
-     "UPDATE api_keys SET revoked_at = now() WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL RETURNING id"},
+    {"apikey_revoke", "UPDATE api_keys SET revoked_at = now() WHERE id = $1 AND user_id = $2 AND revoked_at "
+                      "IS NULL RETURNING id"},
 };
 
 int auth_prepare(db_pool_t *pool)
@@ -421,9 +419,9 @@ static unsigned utf8_cp(const unsigned char *p, size_t *n)
  * no-break or zero-width space would make two addresses that look the same. */
 static int invisible(unsigned cp)
 {
-    return cp <= ' ' || (cp >= 0x7f && cp <= 0xa0) || cp == 0xad || cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200f) ||
-           (cp >= 0x2028 && cp <= 0x202f) || (cp >= 0x205f && cp <= 0x206f) || cp == 0x3000 || cp == 0xfeff ||
-           cp == 0xfffd;
+    return cp <= ' ' || (cp >= 0x7f && cp <= 0xa0) || cp == 0xad || cp == 0x1680 ||
+           (cp >= 0x2000 && cp <= 0x200f) || (cp >= 0x2028 && cp <= 0x202f) ||
+           (cp >= 0x205f && cp <= 0x206f) || cp == 0x3000 || cp == 0xfeff || cp == 0xfffd;
 }
 
 int auth_email_ok(const char *e)
@@ -633,8 +631,8 @@ int auth_cookie_value(const char *header, size_t len, const char *name, const ch
 /* Longest refresh cookie looked up; ours are 43 characters, anything far longer is refused unhashed. */
 #define REFRESH_COOKIE_MAX 512
 
-/* The refresh_token cookie's value (malloc'd), NULL when absent or empty; *too_long set when it is present but
- * longer than any token we issue. */
+/* The refresh_token cookie's value (malloc'd), NULL when absent or empty; *too_long set when it is present
+ * but longer than any token we issue. */
 static char *refresh_cookie(http_req_t *req, int *too_long)
 {
     size_t len, vlen;

@@ -8,7 +8,8 @@
 
 /** Registers the statements of this file. */
 int credits_prepare(db_pool_t *pool);
-/** True when a statement failed because the balance was short (SQLSTATE IL402 from credits_charge/require). */
+/** True when a statement failed because the balance was short (SQLSTATE IL402 from credits_charge/require).
+ */
 int credits_is_insufficient(const db_result_t *r);
 /** Replies 402 with the contract's "Insufficient credits. Need N, have M" taken from r. */
 void credits_reply_insufficient(http_req_t *req, const db_result_t *r);

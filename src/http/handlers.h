@@ -34,9 +34,9 @@ void webhooks_admin_sweep(http_req_t *req);
 void webhooks_cancel_tests(void);
 
 /* schedtick.c */
-/** POST /admin/scheduler/tick {at?}: runs one campaign scheduler tick as if the time were at (default now) and
- * answers {"success": true, "campaigns", "articles_created", "slots_pending", "failed", "paused", "completed"}
- * once it finished; 503 when the tick could not run to the end. */
+/** POST /admin/scheduler/tick {at?}: runs one campaign scheduler tick as if the time were at (default now)
+ * and answers {"success": true, "campaigns", "articles_created", "slots_pending", "failed", "paused",
+ * "completed"} once it finished; 503 when the tick could not run to the end. */
 void schedtick_post(http_req_t *req);
 
 #endif

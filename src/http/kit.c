@@ -62,7 +62,8 @@ int v_parse_body(validator_t *v, http_req_t *req, int empty_ok)
         return v_finish(v);
     }
     if (!YAJL_IS_OBJECT(v->root)) {
-        v_error(v, NULL, "Input should be a valid dictionary or object to extract fields from", "model_attributes_type");
+        v_error(v, NULL, "Input should be a valid dictionary or object to extract fields from",
+                "model_attributes_type");
         return v_finish(v);
     }
     return 0;
@@ -89,7 +90,8 @@ size_t kit_utf8_len(const char *s)
     return n;
 }
 
-const char *v_string(validator_t *v, const char *field, int required, size_t min, size_t max, int empty_absent)
+const char *v_string(validator_t *v, const char *field, int required, size_t min, size_t max,
+                     int empty_absent)
 {
     yajl_val m = v_raw(v, field);
     if (m != NULL && empty_absent && YAJL_IS_STRING(m) && m->u.string[0] == '\0')
@@ -118,7 +120,8 @@ const char *v_string(validator_t *v, const char *field, int required, size_t min
     return m->u.string;
 }
 
-int v_int(validator_t *v, const char *field, int required, int64_t min, int64_t max, int64_t def, int64_t *out)
+int v_int(validator_t *v, const char *field, int required, int64_t min, int64_t max, int64_t def,
+          int64_t *out)
 {
     *out = def;
     yajl_val m = v_raw(v, field);
@@ -143,12 +146,14 @@ int v_int(validator_t *v, const char *field, int required, int64_t min, int64_t 
         errno = 0;
         long long x = strtoll(m->u.string, &end, 10);
         if (errno != 0 || end == m->u.string || *end != '\0') {
-            v_error(v, field, "Input should be a valid integer, unable to parse string as an integer", "int_parsing");
+            v_error(v, field, "Input should be a valid integer, unable to parse string as an integer",
+                    "int_parsing");
             return -1;
         }
         n = x;
     } else if (YAJL_IS_DOUBLE(m)) {
-        v_error(v, field, "Input should be a valid integer, got a number with a fractional part", "int_from_float");
+        v_error(v, field, "Input should be a valid integer, got a number with a fractional part",
+                "int_from_float");
         return -1;
     } else {
         v_error(v, field, "Input should be a valid integer", "int_type");
@@ -262,11 +267,13 @@ static int paging_param(validator_t *v, const char *name, int64_t def, int64_t m
     free(s);
     char msg[96];
     if (bad) {
-        v_error(v, name, "Input should be a valid integer, unable to parse string as an integer", "int_parsing");
+        v_error(v, name, "Input should be a valid integer, unable to parse string as an integer",
+                "int_parsing");
         return -1;
     }
     if (n < (strcmp(name, "limit") == 0 ? 1 : 0)) {
-        snprintf(msg, sizeof(msg), "Input should be greater than or equal to %d", strcmp(name, "limit") == 0 ? 1 : 0);
+        snprintf(msg, sizeof(msg), "Input should be greater than or equal to %d",
+                 strcmp(name, "limit") == 0 ? 1 : 0);
         v_error(v, name, msg, "greater_than_equal");
         return -1;
     }
@@ -364,7 +371,8 @@ static int days_in_month(int y, int m)
 /* YYYY-MM-DD at s; returns 0 and the parts, or -1. */
 static int parse_ymd(const char *s, int *y, int *m, int *d)
 {
-    if (digits(s, 4, y) != 0 || s[4] != '-' || digits(s + 5, 2, m) != 0 || s[7] != '-' || digits(s + 8, 2, d) != 0)
+    if (digits(s, 4, y) != 0 || s[4] != '-' || digits(s + 5, 2, m) != 0 || s[7] != '-' ||
+        digits(s + 8, 2, d) != 0)
         return -1;
     if (*y < 1 || *m < 1 || *m > 12 || *d < 1 || *d > days_in_month(*y, *m))
         return -1;
@@ -381,7 +389,8 @@ int kit_parse_timestamp(const char *s, kit_ts_t *out)
 {
     int y, mo, d, h, mi, sec = 0;
     size_t len = strlen(s);
-    if (len < 16 || len > 40 || parse_ymd(s, &y, &mo, &d) != 0 || (s[10] != 'T' && s[10] != 't' && s[10] != ' '))
+    if (len < 16 || len > 40 || parse_ymd(s, &y, &mo, &d) != 0 ||
+        (s[10] != 'T' && s[10] != 't' && s[10] != ' '))
         return -1;
     if (digits(s + 11, 2, &h) != 0 || s[13] != ':' || digits(s + 14, 2, &mi) != 0 || h > 23 || mi > 59)
         return -1;
@@ -424,7 +433,8 @@ int kit_parse_timestamp(const char *s, kit_ts_t *out)
     }
     if (*p != '\0')
         return -1;
-    snprintf(out->text, sizeof(out->text), "%04d-%02d-%02d %02d:%02d:%02d.%s%s", y, mo, d, h, mi, sec, frac, offset);
+    snprintf(out->text, sizeof(out->text), "%04d-%02d-%02d %02d:%02d:%02d.%s%s", y, mo, d, h, mi, sec, frac,
+             offset);
     out->has_offset = offset[0] != '\0';
     return 0;
 }

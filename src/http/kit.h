@@ -13,7 +13,7 @@
 /** Validates one request body (or query string) and collects every problem before replying. */
 typedef struct st_validator_t {
     http_req_t *req;
-    yajl_val root;   /* the parsed body (an object) or NULL when there was none */
+    yajl_val root;     /* the parsed body (an object) or NULL when there was none */
     const char *where; /* "body" or "query" */
     buf_t _detail;
     json_writer_t _w;
@@ -30,10 +30,12 @@ void v_error(validator_t *v, const char *field, const char *msg, const char *typ
 int v_has(validator_t *v, const char *field);
 /** A string member. NULL when absent or null (and, when required, records "Field required"); checks the
  * length in characters (UTF-8 code points) when min/max are not 0. "" counts as absent when empty_absent. */
-const char *v_string(validator_t *v, const char *field, int required, size_t min, size_t max, int empty_absent);
+const char *v_string(validator_t *v, const char *field, int required, size_t min, size_t max,
+                     int empty_absent);
 /** An integer member (JSON numbers without fraction, or numeric strings as pydantic accepts) within
  * [min, max]; *out keeps def when absent. Returns 1 when present and valid, 0 when absent, -1 on error. */
-int v_int(validator_t *v, const char *field, int required, int64_t min, int64_t max, int64_t def, int64_t *out);
+int v_int(validator_t *v, const char *field, int required, int64_t min, int64_t max, int64_t def,
+          int64_t *out);
 /** A boolean member; returns 1 present, 0 absent, -1 invalid. */
 int v_bool(validator_t *v, const char *field, int *out);
 /** A UUID member (any case; written lowercase into out). "" and null count as absent. Returns 1, 0 or -1. */
@@ -56,12 +58,12 @@ int kit_paging(http_req_t *req, int64_t *skip, int64_t *limit);
 
 /** A timestamp from a request, normalized for PostgreSQL. */
 typedef struct st_kit_ts_t {
-    char text[40];   /* "YYYY-MM-DD HH:MM:SS.ffffff" plus the offset when one was given ("+05:30", "+00:00") */
-    int has_offset;  /* 0: local time, to be read in the record's timezone */
+    char text[40];  /* "YYYY-MM-DD HH:MM:SS.ffffff" plus the offset when one was given ("+05:30", "+00:00") */
+    int has_offset; /* 0: local time, to be read in the record's timezone */
 } kit_ts_t;
 
-/** Parses ISO-8601 "YYYY-MM-DD[T ]HH:MM[:SS[.fraction]][Z|+HH:MM|+HHMM|+HH]" (what an HTML datetime input sends
- * is valid) with a real calendar check. Returns 0 or -1. */
+/** Parses ISO-8601 "YYYY-MM-DD[T ]HH:MM[:SS[.fraction]][Z|+HH:MM|+HHMM|+HH]" (what an HTML datetime input
+ * sends is valid) with a real calendar check. Returns 0 or -1. */
 int kit_parse_timestamp(const char *s, kit_ts_t *out);
 /** Parses "YYYY-MM-DD" with a real calendar check. Returns 0 or -1. */
 int kit_parse_date(const char *s);
@@ -69,14 +71,14 @@ int kit_parse_date(const char *s);
 int v_timestamp(validator_t *v, const char *field, kit_ts_t *out);
 /** SQL that turns a kit_ts_t given as parameters ($ts text, $has_offset bool, $tz text) into timestamptz;
  * use with the placeholders substituted, e.g. KIT_TS_SQL("$5", "$6", "$7"). */
-#define KIT_TS_SQL(ts, has_offset, tz)                                                                      \
-    "(CASE WHEN " ts "::text IS NULL THEN NULL WHEN " has_offset "::bool THEN " ts "::timestamptz"          \
+#define KIT_TS_SQL(ts, has_offset, tz)                                                                       \
+    "(CASE WHEN " ts "::text IS NULL THEN NULL WHEN " has_offset "::bool THEN " ts "::timestamptz"           \
     " ELSE (" ts "::timestamp AT TIME ZONE " tz "::text) END)"
 
 /** kit_paging with the values as text, ready to be statement parameters. */
 int kit_paging_text(http_req_t *req, char skip[24], char limit[24]);
-/** The common list: runs stmt with ($1 the caller's user id, $2 skip, $3 limit) from the query string and calls
- * cb with req as data; replies 422 (bad paging) or 503 (pool full) itself. */
+/** The common list: runs stmt with ($1 the caller's user id, $2 skip, $3 limit) from the query string and
+ * calls cb with req as data; replies 422 (bad paging) or 503 (pool full) itself. */
 void kit_user_page(http_req_t *req, const char *stmt, db_batch_cb cb);
 
 /** When r failed, replies (503 when the database is unreachable or busy, 500 otherwise, logging the error

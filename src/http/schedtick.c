@@ -23,7 +23,8 @@ static int ts_to_us(const kit_ts_t *ts, int64_t *out)
         return -1;
     if (ts->has_offset && sscanf(ts->text + 26, "%c%2d:%2d", &sign, &oh, &om) != 3)
         return -1;
-    struct tm tm = {.tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d, .tm_hour = h, .tm_min = mi, .tm_sec = s};
+    struct tm tm = {
+        .tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d, .tm_hour = h, .tm_min = mi, .tm_sec = s};
     int64_t secs = (int64_t)timegm(&tm) - (sign == '-' ? -1 : 1) * (int64_t)(oh * 3600 + om * 60);
     *out = secs * 1000000 + atoll(frac);
     return 0;

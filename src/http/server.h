@@ -40,30 +40,30 @@ typedef void (*http_stream_cb)(http_req_t *req, http_stream_event_t ev);
  * (to free it). */
 struct st_http_req_t {
     app_t *app;
-    h2o_req_t *h2o;                   /* NULL once the client went away */
-    char method[8];                   /* "GET", ...; HEAD requests run GET handlers */
-    char *path;                       /* percent-decoded path without the query string */
-    char *query;                      /* raw query string after '?', NULL when none */
-    const char *route;                /* the matched pattern, e.g. "/articles/{id}", for metrics and logs */
-    char *params[HTTP_MAX_PARAMS];    /* path parameters in pattern order, percent-decoded */
+    h2o_req_t *h2o;                /* NULL once the client went away */
+    char method[8];                /* "GET", ...; HEAD requests run GET handlers */
+    char *path;                    /* percent-decoded path without the query string */
+    char *query;                   /* raw query string after '?', NULL when none */
+    const char *route;             /* the matched pattern, e.g. "/articles/{id}", for metrics and logs */
+    char *params[HTTP_MAX_PARAMS]; /* path parameters in pattern order, percent-decoded */
     size_t nparams;
-    const char *body;                 /* request body, a NUL-terminated copy owned by req; NULL when empty */
+    const char *body; /* request body, a NUL-terminated copy owned by req; NULL when empty */
     size_t body_len;
-    void *user;                       /* the handler's state */
-    char user_id[37];                 /* authenticated user's id ("" when the route needs no auth) */
-    uint64_t start_ms;                /* monotonic time the request arrived */
+    void *user;        /* the handler's state */
+    char user_id[37];  /* authenticated user's id ("" when the route needs no auth) */
+    uint64_t start_ms; /* monotonic time the request arrived */
     /* private */
     http_server_t *_server;
     void *_backref;
-    buf_t _extra;                     /* headers added with http_add_header: "name\0value\0" pairs */
-    char *_origin;                    /* allowed Origin of the request, NULL when none */
-    http_handler_cb _handler;         /* the matched route's handler */
-    char *_param_storage;             /* what params point into */
-    h2o_linklist_t _inflight;         /* in the server's list of requests awaiting a reply */
-    http_stream_cb _stream_cb;        /* set by http_stream_start: req is a streamed response */
-    int _stream_status;               /* the status it started with, for the metrics at its end */
+    buf_t _extra;                      /* headers added with http_add_header: "name\0value\0" pairs */
+    char *_origin;                     /* allowed Origin of the request, NULL when none */
+    http_handler_cb _handler;          /* the matched route's handler */
+    char *_param_storage;              /* what params point into */
+    h2o_linklist_t _inflight;          /* in the server's list of requests awaiting a reply */
+    http_stream_cb _stream_cb;         /* set by http_stream_start: req is a streamed response */
+    int _stream_status;                /* the status it started with, for the metrics at its end */
     http_stream_event_t _stream_event; /* what the owner is told while _note is linked */
-    h2o_linklist_t _note;             /* in the server's list of stream owners to notify */
+    h2o_linklist_t _note;              /* in the server's list of stream owners to notify */
 };
 
 /** Authenticates a request for a ROUTE_USER route: on success it sets req->user_id and calls next(req) (the
@@ -74,12 +74,14 @@ typedef void (*http_auth_cb)(http_req_t *req, http_handler_cb next);
 
 /** Creates the server: h2o context on loop, the catch-all handler, the body limit. */
 http_server_t *http_server_create(uv_loop_t *loop, app_t *app, size_t max_body_bytes);
-/** Sets the route table (main.c passes http_routes); the table must outlive srv. Without it, every path is 404. */
+/** Sets the route table (main.c passes http_routes); the table must outlive srv. Without it, every path is
+ * 404. */
 void http_server_set_routes(http_server_t *srv, const http_route_t *routes, size_t nroutes);
 /** Sets the authentication of ROUTE_USER routes. Until one is set, such routes answer 401
  * {"detail":"Not authenticated"} with WWW-Authenticate: Bearer. */
 void http_server_set_user_auth(http_server_t *srv, http_auth_cb cb);
-/** Binds and listens (host is an IPv4 or IPv6 literal; port 0 picks a free port). Returns 0 or -1 (logged). */
+/** Binds and listens (host is an IPv4 or IPv6 literal; port 0 picks a free port). Returns 0 or -1 (logged).
+ */
 int http_server_listen(http_server_t *srv, const char *host, int port);
 /** The port actually listened on (useful after port 0), or -1 when not listening. */
 int http_server_port(const http_server_t *srv);
@@ -92,8 +94,8 @@ size_t http_server_in_flight(const http_server_t *srv);
  * after cb returns. Call it once, from the loop's thread. */
 void http_server_shutdown(http_server_t *srv, uint64_t timeout_ms, void (*cb)(void *data), void *data);
 
-/** Value of a request header (case-insensitive name), NULL when absent or once the client went away; *len gets
- * its length. The value lives in h2o's request pool: copy it before starting asynchronous work. */
+/** Value of a request header (case-insensitive name), NULL when absent or once the client went away; *len
+ * gets its length. The value lives in h2o's request pool: copy it before starting asynchronous work. */
 const char *http_header(const http_req_t *req, const char *name, size_t *len);
 /** A query-string parameter, percent-decoded, malloc'd; NULL when absent. */
 char *http_query_param(const http_req_t *req, const char *name);
@@ -108,7 +110,8 @@ void http_reply_json(http_req_t *req, int status, buf_t *body);
 void http_reply_error(http_req_t *req, int status, const char *detail);
 /** Replies 422 {"detail":[{"loc":[where, field],"msg":msg,"type":type}]} and frees req. where is "body",
  * "path" or "query". */
-void http_reply_invalid(http_req_t *req, const char *where, const char *field, const char *msg, const char *type);
+void http_reply_invalid(http_req_t *req, const char *where, const char *field, const char *msg,
+                        const char *type);
 
 /** Starts a streamed response instead of a whole reply: the status line and headers (content type, CORS,
  * those added with http_add_header, no Content-Length: chunked) go out now and the request stays open. Then

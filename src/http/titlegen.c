@@ -17,10 +17,11 @@
 int titlegen_prepare(db_pool_t *pool)
 {
     /* The titles arrive as a JSON array so any text travels safely; ORDINALITY keeps the LLM's order. */
-    return db_pool_prepare(pool, "titles_insert",
-                           "INSERT INTO titles (user_id, description, title)"
-                           " SELECT $1, $2, t.value FROM jsonb_array_elements_text($3::jsonb) WITH ORDINALITY AS t"
-                           " ORDER BY t.ordinality RETURNING id, title, description, status, created_at");
+    return db_pool_prepare(
+        pool, "titles_insert",
+        "INSERT INTO titles (user_id, description, title)"
+        " SELECT $1, $2, t.value FROM jsonb_array_elements_text($3::jsonb) WITH ORDINALITY AS t"
+        " ORDER BY t.ordinality RETURNING id, title, description, status, created_at");
 }
 
 typedef struct st_titlegen_t {
@@ -69,8 +70,8 @@ static void on_titles_stored(const db_result_t *r, size_t n, void *data)
 static void on_llm_titles(llm_call_t *call)
 {
     titlegen_t *t = call->data;
-    log_info("generating titles", "LLM used %lld prompt + %lld completion tokens", (long long)call->prompt_tokens,
-             (long long)call->completion_tokens);
+    log_info("generating titles", "LLM used %lld prompt + %lld completion tokens",
+             (long long)call->prompt_tokens, (long long)call->completion_tokens);
     if (call->err != NULL) {
         log_warn("generating titles", "%s", call->err);
         char detail[600];
@@ -81,7 +82,8 @@ static void on_llm_titles(llm_call_t *call)
     }
     char *titles[5];
     char err[256];
-    int kept = titles_parse(call->content, strlen(call->content), t->count, NULL, 0, titles, err, sizeof(err));
+    int kept =
+        titles_parse(call->content, strlen(call->content), t->count, NULL, 0, titles, err, sizeof(err));
     if (kept <= 0) {
         char detail[400];
         snprintf(detail, sizeof(detail), "Title generation failed: %s",

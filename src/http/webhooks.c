@@ -1,5 +1,6 @@
 /* Test deliveries (POST /integrations/test, POST /integrations/{id}/test) and POST /admin/deliveries/sweep.
- * A test delivery is the real thing with a small body: same headers, signatures, timeout and target policy. */
+ * A test delivery is the real thing with a small body: same headers, signatures, timeout and target policy.
+ */
 #include "app.h"
 #include "core/alloc.h"
 #include "core/crypto.h"
@@ -22,17 +23,18 @@ int webhooks_prepare(db_pool_t *pool)
                         "SELECT id, webhook_url, webhook_secret, api_key FROM webhook_integrations"
                         " WHERE id = $1 AND user_id = $2") != 0)
         return -1;
-    return db_pool_prepare(pool, "wh_tested",
-                           "UPDATE webhook_integrations SET last_test_at = now(), last_test_status = $2,"
-                           "       last_success_at = CASE WHEN $2 = 'success' THEN now() ELSE last_success_at END"
-                           " WHERE id = $1");
+    return db_pool_prepare(
+        pool, "wh_tested",
+        "UPDATE webhook_integrations SET last_test_at = now(), last_test_status = $2,"
+        "       last_success_at = CASE WHEN $2 = 'success' THEN now() ELSE last_success_at END"
+        " WHERE id = $1");
 }
 
 typedef struct st_test_t {
     http_req_t *req;
     char integration_id[37]; /* "" for POST /integrations/test */
     webhook_send_t *send;
-    char *body;              /* the reply, built when the send finished */
+    char *body; /* the reply, built when the send finished */
     int status;
     struct st_test_t *prev, *next; /* in `sending` while send is in flight */
 } test_t;

@@ -40,25 +40,25 @@
 
 /* Each state names what the machine does or waits for; an "...ING" state waits for one operation. */
 #define GEN_STATES(X)                                                                                        \
-    X(LOAD)            /* read what is persisted of the article */                                         \
-    X(LOADING)         /* waits for the article row */                                                     \
-    X(DECIDE)          /* picks the next stage from last_stage_done */                                     \
-    X(RESEARCH)        /* starts the search */                                                             \
-    X(SEARCHING)       /* waits for the search provider */                                                 \
-    X(RESEARCH_SAVING) /* waits for the candidates to be stored */                                         \
-    X(SCRAPE)          /* starts fetching candidates */                                                    \
-    X(FETCHING)        /* waits for pages (bounded by the stage deadline) */                               \
-    X(SCRAPE_SAVING)   /* waits for the sources to be stored */                                            \
-    X(ANALYZE)         /* asks the LLM for the brief */                                                    \
-    X(BRIEFING)        /* waits for the brief (one repair try when it is not valid) */                     \
-    X(BRIEF_SAVING)    /* waits for the brief to be stored */                                              \
-    X(WRITE)           /* asks the LLM for the article, or for its continuation */                         \
-    X(WRITING)         /* waits for the article text */                                                    \
-    X(DRAFT_SAVING)    /* waits for a cut-off draft to be stored before continuing */                      \
-    X(COMPLETE)        /* renders HTML, stores everything, queues delivery, finishes the job */            \
-    X(COMPLETING)      /* waits for that transaction */                                                    \
-    X(FAIL)            /* marks the article failed and refunds it */                                       \
-    X(FAILING)         /* waits for that transaction */                                                    \
+    X(LOAD)            /* read what is persisted of the article */                                           \
+    X(LOADING)         /* waits for the article row */                                                       \
+    X(DECIDE)          /* picks the next stage from last_stage_done */                                       \
+    X(RESEARCH)        /* starts the search */                                                               \
+    X(SEARCHING)       /* waits for the search provider */                                                   \
+    X(RESEARCH_SAVING) /* waits for the candidates to be stored */                                           \
+    X(SCRAPE)          /* starts fetching candidates */                                                      \
+    X(FETCHING)        /* waits for pages (bounded by the stage deadline) */                                 \
+    X(SCRAPE_SAVING)   /* waits for the sources to be stored */                                              \
+    X(ANALYZE)         /* asks the LLM for the brief */                                                      \
+    X(BRIEFING)        /* waits for the brief (one repair try when it is not valid) */                       \
+    X(BRIEF_SAVING)    /* waits for the brief to be stored */                                                \
+    X(WRITE)           /* asks the LLM for the article, or for its continuation */                           \
+    X(WRITING)         /* waits for the article text */                                                      \
+    X(DRAFT_SAVING)    /* waits for a cut-off draft to be stored before continuing */                        \
+    X(COMPLETE)        /* renders HTML, stores everything, queues delivery, finishes the job */              \
+    X(COMPLETING)      /* waits for that transaction */                                                      \
+    X(FAIL)            /* marks the article failed and refunds it */                                         \
+    X(FAILING)         /* waits for that transaction */                                                      \
     X(DONE)            /* the job was let go; teardown */
 
 typedef enum {
@@ -88,9 +88,9 @@ typedef struct st_gen_t {
     app_t *app;
     jobs_job_t *job;
     gen_state_t state;
-    int ready;         /* the operation the current "...ING" state waits for has completed */
+    int ready; /* the operation the current "...ING" state waits for has completed */
     char id[37];
-    char err[600];     /* why the article fails */
+    char err[600]; /* why the article fails */
     uint64_t stage_start_ms;
     /* in flight; at most one of these at a time, except the page fetches */
     db_query_t *q;
@@ -131,7 +131,8 @@ static const db_named_sql_t statements[] = {
      "SELECT a.status, a.raw_query, a.topic, a.category, a.language, a.target_length, a.source_count,"
      "       a.last_stage_done, a.research_results::text AS research, a.brief::text AS brief,"
      "       a.meta_description, a.slug, a.write_draft, a.write_calls,"
-     "       (SELECT coalesce(json_agg(json_build_object('url', s.url, 'title', s.title, 'content', s.content)"
+     "       (SELECT coalesce(json_agg(json_build_object('url', s.url, 'title', s.title, 'content', "
+     "s.content)"
      "                                 ORDER BY s.position), '[]') FROM article_sources s"
      "         WHERE s.article_id = a.id)::text AS sources"
      "  FROM articles a WHERE a.id = $1"},
@@ -165,12 +166,12 @@ static const db_named_sql_t statements[] = {
      "       prompt_tokens = prompt_tokens + $6, completion_tokens = completion_tokens + $7,"
      "       tokens_used = tokens_used + $6 + $7, status = 'completed', completed_at = now(),"
      "       last_stage_done = 'write', write_draft = NULL, progress_detail = NULL, error_message = NULL,"
-     "       next_delivery_at = CASE WHEN webhook_integration_id IS NOT NULL THEN coalesce(scheduled_at, now()) END"
+     "       next_delivery_at = CASE WHEN webhook_integration_id IS NOT NULL THEN coalesce(scheduled_at, "
+     "now()) END"
      " WHERE id = $1 AND status IN " GENERATING " RETURNING id"},
     /* The ledger row of the charge learns what the generation consumed. */
-    {"gen_ledger_tokens",
-     "UPDATE credit_transactions t SET tokens_consumed = a.tokens_used FROM articles a"
-     " WHERE a.id = $1 AND t.id = a.charge_txn_id"},
+    {"gen_ledger_tokens", "UPDATE credit_transactions t SET tokens_consumed = a.tokens_used FROM articles a"
+                          " WHERE a.id = $1 AND t.id = a.charge_txn_id"},
     /* Delivery is a job due at scheduled_at (or now): the runner's timer starts it to the second. */
     {"gen_enqueue_delivery",
      "INSERT INTO jobs (kind, article_id, run_at)"
@@ -178,12 +179,12 @@ static const db_named_sql_t statements[] = {
      "  WHERE a.id = $1 AND a.status = 'completed' AND a.webhook_integration_id IS NOT NULL"
      " ON CONFLICT (article_id, kind) WHERE state IN ('queued', 'running') DO NOTHING"},
     {"gen_job_done", JOBS_DONE_SQL},
-    {"gen_fail",
-     "UPDATE articles SET status = 'failed', error_message = $2, progress_detail = NULL,"
-     "       prompt_tokens = prompt_tokens + $3, completion_tokens = completion_tokens + $4,"
-     "       tokens_used = tokens_used + $3 + $4,"
-     "       credits_charged = credits_charged - credits_refund(charge_txn_id, 'Refund: article generation failed')"
-     " WHERE id = $1 AND status IN " GENERATING " RETURNING id"},
+    {"gen_fail", "UPDATE articles SET status = 'failed', error_message = $2, progress_detail = NULL,"
+                 "       prompt_tokens = prompt_tokens + $3, completion_tokens = completion_tokens + $4,"
+                 "       tokens_used = tokens_used + $3 + $4,"
+                 "       credits_charged = credits_charged - credits_refund(charge_txn_id, 'Refund: article "
+                 "generation failed')"
+                 " WHERE id = $1 AND status IN " GENERATING " RETURNING id"},
     {"gen_job_failed",
      "UPDATE jobs SET state = 'failed', finished_at = now(), lease_until = NULL, last_error = $3"
      " WHERE id = $1::bigint AND locked_by = $2 AND state = 'running'"},
@@ -194,13 +195,14 @@ static const db_named_sql_t statements[] = {
      "       error_message = coalesce((SELECT j.last_error FROM jobs j WHERE j.article_id = a.id"
      "                                   AND j.kind = 'generate_article' ORDER BY j.id DESC LIMIT 1),"
      "                                'Generation stopped'),"
-     "       credits_charged = a.credits_charged - credits_refund(a.charge_txn_id, 'Refund: article generation failed')"
+     "       credits_charged = a.credits_charged - credits_refund(a.charge_txn_id, 'Refund: article "
+     "generation failed')"
      " WHERE a.status IN " GENERATING " AND a.updated_at < now() - interval '1 minute'"
      "   AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.article_id = a.id AND j.kind = 'generate_article'"
      "                    AND j.state IN ('queued', 'running'))"
      " RETURNING a.id"},
-    /* Finished jobs are kept a week for inspection, then purged in bounded batches (jobs_finished_idx), so the
-     * queue table and the /metrics count over it stay small. */
+    /* Finished jobs are kept a week for inspection, then purged in bounded batches (jobs_finished_idx), so
+     * the queue table and the /metrics count over it stay small. */
     {"gen_purge_jobs",
      "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE state IN ('done', 'failed', 'cancelled')"
      "                                AND finished_at < now() - interval '7 days' LIMIT 5000)"},
@@ -255,7 +257,8 @@ static void on_deadline_closed(uv_handle_t *h)
 }
 
 /* Stops every operation of the machine (no callback of its runs afterwards) and frees it once the timer is
- * closed. The job must already be let go of (done, failed, cancelled, forgotten, or taken back by the runner). */
+ * closed. The job must already be let go of (done, failed, cancelled, forgotten, or taken back by the
+ * runner). */
 static void teardown(gen_t *g)
 {
     set_state(g, GEN_DONE);
@@ -341,7 +344,8 @@ static void send_batch(gen_t *g, const db_stmt_t *stmts, size_t n, gen_state_t w
     }
 }
 
-static void send_query(gen_t *g, const char *name, int nparams, const char *const *params, gen_state_t waiting)
+static void send_query(gen_t *g, const char *name, int nparams, const char *const *params,
+                       gen_state_t waiting)
 {
     db_stmt_t s = {name, NULL, nparams, params};
     send_batch(g, &s, 1, waiting);
@@ -603,21 +607,24 @@ static void put_sources(buf_t *b, const char *sources_text, size_t excerpt)
 static char *brief_prompt(const gen_t *g)
 {
     buf_t b = BUF_INIT;
-    buf_printf(&b, "Topic: %s\nCategory: %s\nLanguage: %s\nTarget length: %s words\n\nSources:\n", col(g, "raw_query"),
-               col(g, "category"), col(g, "language"), col(g, "target_length"));
+    buf_printf(&b, "Topic: %s\nCategory: %s\nLanguage: %s\nTarget length: %s words\n\nSources:\n",
+               col(g, "raw_query"), col(g, "category"), col(g, "language"), col(g, "target_length"));
     put_sources(&b, col(g, "sources"), ANALYZE_SOURCE_CHARS);
-    buf_puts(&b, "Plan an SEO article on the topic from these sources. Reply with a JSON object with exactly these "
-                 "members:\n"
-                 "\"keywords\": 15 to 20 search keywords (strings);\n"
-                 "\"outline\": 5 to 8 sections, each {\"heading\": text, \"level\": 2, \"points\": [text], "
-                 "\"citations\": [source numbers], \"subsections\": [the same shape with level 3]};\n"
-                 "\"strategy\": one paragraph on angle, audience and search intent;\n"
-                 "\"meta_description\": at most 160 characters;\n"
-                 "\"slug\": lowercase words joined by hyphens.");
+    buf_puts(
+        &b,
+        "Plan an SEO article on the topic from these sources. Reply with a JSON object with exactly these "
+        "members:\n"
+        "\"keywords\": 15 to 20 search keywords (strings);\n"
+        "\"outline\": 5 to 8 sections, each {\"heading\": text, \"level\": 2, \"points\": [text], "
+        "\"citations\": [source numbers], \"subsections\": [the same shape with level 3]};\n"
+        "\"strategy\": one paragraph on angle, audience and search intent;\n"
+        "\"meta_description\": at most 160 characters;\n"
+        "\"slug\": lowercase words joined by hyphens.");
     return buf_release(&b);
 }
 
-/* Strips anything before the first '{' and after the last '}' (models sometimes wrap JSON in prose or fences). */
+/* Strips anything before the first '{' and after the last '}' (models sometimes wrap JSON in prose or
+ * fences). */
 static yajl_val parse_object(const char *reply, char *err, size_t errlen)
 {
     const char *open = strchr(reply, '{');
@@ -734,7 +741,8 @@ static int read_brief(const char *reply, const char *topic, brief_t *out, char *
     if (v == NULL)
         return -1;
     yajl_val keywords = json_get(v, "keywords"), outline = json_get(v, "outline");
-    yajl_val strategy = json_get(v, "strategy"), meta = json_get(v, "meta_description"), slug = json_get(v, "slug");
+    yajl_val strategy = json_get(v, "strategy"), meta = json_get(v, "meta_description"),
+             slug = json_get(v, "slug");
     size_t nk = 0, ns = 0;
     for (size_t i = 0; keywords && YAJL_IS_ARRAY(keywords) && i < keywords->u.array.len; i++)
         nk += YAJL_IS_STRING(keywords->u.array.values[i]) && keywords->u.array.values[i]->u.string[0] != '\0';
@@ -780,11 +788,12 @@ static char *article_prompt(const gen_t *g)
 {
     buf_t b = BUF_INIT;
     buf_printf(&b, "Topic: %s\n", col(g, "raw_query"));
-    buf_printf(&b,
-               "Write an SEO article of about %s words in the language \"%s\" for the category \"%s\".\n"
-               "Start with one \"# \" title line. Use \"## \" for each section of the outline and \"### \" for "
-               "its subsections, in this order:\n",
-               col(g, "target_length"), col(g, "language"), col(g, "category"));
+    buf_printf(
+        &b,
+        "Write an SEO article of about %s words in the language \"%s\" for the category \"%s\".\n"
+        "Start with one \"# \" title line. Use \"## \" for each section of the outline and \"### \" for "
+        "its subsections, in this order:\n",
+        col(g, "target_length"), col(g, "language"), col(g, "category"));
     const char *brief = col(g, "brief");
     char err[128];
     yajl_val v = brief ? json_parse(brief, strlen(brief), err, sizeof(err)) : NULL;
@@ -985,8 +994,9 @@ static void advance(gen_t *g)
             }
             set_progress(g, "analyzing", "Planning the article");
             char *prompt = brief_prompt(g);
-            llm_message_t msgs[] = {{"system", "You are an SEO strategist. You reply with one JSON object only."},
-                                    {"user", prompt}};
+            llm_message_t msgs[] = {
+                {"system", "You are an SEO strategist. You reply with one JSON object only."},
+                {"user", prompt}};
             g->repair_done = 0;
             ask_llm(g, msgs, 2, 1, 0, GEN_BRIEFING);
             free(prompt);
@@ -1010,17 +1020,19 @@ static void advance(gen_t *g)
                 }
                 /* One repair try: the model sees its reply and what was wrong with it. */
                 g->repair_done = 1;
-                log_info("analyzing an article", "article %s: brief unusable (%s); asking for a repair", g->id, why);
+                log_info("analyzing an article", "article %s: brief unusable (%s); asking for a repair",
+                         g->id, why);
                 char *prompt = brief_prompt(g);
                 char fix[400];
                 snprintf(fix, sizeof(fix),
                          "That reply could not be used: %s. Reply again with only the corrected JSON object "
                          "with keywords, outline, strategy, meta_description and slug.",
                          why);
-                llm_message_t msgs[] = {{"system", "You are an SEO strategist. You reply with one JSON object only."},
-                                        {"user", prompt},
-                                        {"assistant", g->reply ? g->reply : ""},
-                                        {"user", fix}};
+                llm_message_t msgs[] = {
+                    {"system", "You are an SEO strategist. You reply with one JSON object only."},
+                    {"user", prompt},
+                    {"assistant", g->reply ? g->reply : ""},
+                    {"user", fix}};
                 ask_llm(g, msgs, 4, 1, 0, GEN_BRIEFING);
                 free(prompt);
                 if (g->state == GEN_BRIEFING)
@@ -1051,8 +1063,9 @@ static void advance(gen_t *g)
             llm_message_t msgs[] = {{"system", "You are an expert SEO writer. You write in Markdown."},
                                     {"user", prompt},
                                     {"assistant", draft ? draft : ""},
-                                    {"user", "Continue the article exactly where it stopped, without repeating "
-                                             "anything, and finish it with the References section."}};
+                                    {"user",
+                                     "Continue the article exactly where it stopped, without repeating "
+                                     "anything, and finish it with the References section."}};
             if (calls == 0)
                 set_progress(g, "writing", "Writing the article");
             ask_llm(g, msgs, (calls > 0 && draft != NULL) ? 4 : 2, 0, max_tokens, GEN_WRITING);
@@ -1128,8 +1141,8 @@ static void advance(gen_t *g)
             }
             stage_finished(g, "complete");
             if (g->db_rows == 1)
-                log_info("generating an article", "article %s completed (%lld tokens in its last call)", g->id,
-                         (long long)(g->tok_prompt + g->tok_completion));
+                log_info("generating an article", "article %s completed (%lld tokens in its last call)",
+                         g->id, (long long)(g->tok_prompt + g->tok_completion));
             jobs_forget(g->job);
             teardown(g);
             return;
@@ -1189,7 +1202,8 @@ static void on_job_cancel(jobs_job_t *job, void *data)
 {
     (void)data;
     gen_t *g = job->data;
-    log_info("generating an article", "article %s: stopped while %s (handed back)", g->id, gen_state_names[g->state]);
+    log_info("generating an article", "article %s: stopped while %s (handed back)", g->id,
+             gen_state_names[g->state]);
     teardown(g);
 }
 
@@ -1232,8 +1246,8 @@ int generate_start(app_t *app)
     /* WORKER_CONCURRENCY bounds the articles one process holds (a waiting article costs little; the LLM and
      * search clients bound the calls actually in flight). Deliveries have slots of their own on top of it
      * (main.c), so a full pipeline never delays a due webhook. */
-    if (jobs_register(app->jobs, "generate_article", on_job_start, on_job_cancel, app->cfg->worker_concurrency,
-                      app) != 0)
+    if (jobs_register(app->jobs, "generate_article", on_job_start, on_job_cancel,
+                      app->cfg->worker_concurrency, app) != 0)
         return -1;
     uv_timer_init(app->loop, &G.sweep);
     uv_timer_start(&G.sweep, on_sweep, SWEEP_INTERVAL_MS, SWEEP_INTERVAL_MS);

@@ -50,7 +50,8 @@ llm_t *llm_create(uv_loop_t *loop, net_t *net, const config_t *cfg)
     return llm;
 }
 
-char *llm_request_body(const char *model, const llm_message_t *messages, size_t n, int json_object, int max_tokens)
+char *llm_request_body(const char *model, const llm_message_t *messages, size_t n, int json_object,
+                       int max_tokens)
 {
     buf_t b = BUF_INIT;
     json_writer_t w;
@@ -98,7 +99,8 @@ int llm_parse_reply(const char *body, size_t len, llm_call_t *call, char *err, s
     }
     int rc = -1;
     yajl_val choices = json_get(root, "choices");
-    yajl_val first = (choices && YAJL_IS_ARRAY(choices) && choices->u.array.len > 0) ? choices->u.array.values[0] : NULL;
+    yajl_val first =
+        (choices && YAJL_IS_ARRAY(choices) && choices->u.array.len > 0) ? choices->u.array.values[0] : NULL;
     yajl_val message = json_get(first, "message");
     yajl_val content = json_get(message, "content");
     yajl_val finish = json_get(first, "finish_reason");
@@ -160,8 +162,10 @@ llm_call_t *llm_chat(llm_t *llm, const llm_message_t *messages, size_t n, int js
                      llm_cb cb, void *data)
 {
     char *body = llm_request_body(llm->model, messages, n, json_object, max_tokens);
-    const char *headers[] = {"Content-Type: application/json", "Accept: application/json", llm->auth_header, NULL};
-    net_request_t req = {.method = "POST", .url = llm->url, .headers = headers, .body = body, .body_len = strlen(body)};
+    const char *headers[] = {"Content-Type: application/json", "Accept: application/json", llm->auth_header,
+                             NULL};
+    net_request_t req = {
+        .method = "POST", .url = llm->url, .headers = headers, .body = body, .body_len = strlen(body)};
     llm_call_impl_t *c = xcalloc(1, sizeof(*c));
     c->llm = llm;
     c->cb = cb;

@@ -7,10 +7,10 @@
 #include <string.h>
 
 #define CALL_STATES(X)                                                                                       \
-    X(WAITING)  /* waits for one of the provider's in-flight slots */                                       \
-    X(SENDING)  /* waits for the HTTP response (net's timeouts bound it) */                                 \
-    X(BACKOFF)  /* waits for the retry timer */                                                              \
-    X(DONE)     /* callback ran or call cancelled; waits for the timer's close */
+    X(WAITING) /* waits for one of the provider's in-flight slots */                                         \
+    X(SENDING) /* waits for the HTTP response (net's timeouts bound it) */                                   \
+    X(BACKOFF) /* waits for the retry timer */                                                               \
+    X(DONE)    /* callback ran or call cancelled; waits for the timer's close */
 
 typedef enum {
 #define X(s) CALL_##s,
@@ -177,14 +177,16 @@ static void on_response(net_op_t *op)
     else
         snprintf(why, sizeof(why), "HTTP %ld", op->status);
     if (retryable(op) && c->pub.attempts < p->cfg.max_attempts && !p->closing) {
-        uint64_t delay = provider_backoff_ms(&p->cfg, c->pub.attempts, op->err == NULL ? op->retry_after_s : -1);
+        uint64_t delay =
+            provider_backoff_ms(&p->cfg, c->pub.attempts, op->err == NULL ? op->retry_after_s : -1);
         log_warn("calling a provider", "%s: %s (attempt %d of %d), retrying in %llu ms", p->name, why,
                  c->pub.attempts, p->cfg.max_attempts, (unsigned long long)delay);
         c->state = CALL_BACKOFF;
         uv_timer_start(&c->timer, on_backoff_done, delay, 0);
         return;
     }
-    /* The final error keeps the provider's own message when it sent one, so error_message says what it said. */
+    /* The final error keeps the provider's own message when it sent one, so error_message says what it said.
+     */
     const char *detail = NULL;
     if (op->err == NULL && c->pub.body.len > 0 && c->pub.body.len < 400)
         detail = c->pub.body.data;

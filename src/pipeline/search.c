@@ -44,8 +44,8 @@ search_t *search_create(uv_loop_t *loop, net_t *net, const config_t *cfg)
     size_t n = strlen(s->base_url);
     while (n > 0 && s->base_url[n - 1] == '/')
         s->base_url[--n] = '\0';
-    provider_config_t pc = {.name = "search", .max_in_flight = 16, .max_attempts = 3, .timeout_ms = 20000,
-                            .allow_private = 1};
+    provider_config_t pc = {
+        .name = "search", .max_in_flight = 16, .max_attempts = 3, .timeout_ms = 20000, .allow_private = 1};
     s->provider = provider_create(loop, net, &pc);
     return s;
 }
@@ -120,8 +120,8 @@ static void on_provider_done(provider_call_t *pc)
     if (pc->err != NULL) {
         snprintf(c->err, sizeof(c->err), "%s", pc->err);
         c->pub.err = c->err;
-    } else if (search_parse_reply(pc->body.data ? pc->body.data : "", pc->body.len, c->s->brave, c->max_results,
-                                  &c->pub) != 0) {
+    } else if (search_parse_reply(pc->body.data ? pc->body.data : "", pc->body.len, c->s->brave,
+                                  c->max_results, &c->pub) != 0) {
         snprintf(c->err, sizeof(c->err), "search: unexpected reply format");
         c->pub.err = c->err;
     }
@@ -136,7 +136,8 @@ search_call_t *search_start(search_t *s, const char *query, size_t max_results, 
     char *q = curl_easy_escape(NULL, query, 0);
     if (q == NULL)
         return NULL;
-    char *url = s->brave ? xasprintf("%s/res/v1/web/search?q=%s&count=%zu", s->base_url, q, max_results > 20 ? 20 : max_results)
+    char *url = s->brave ? xasprintf("%s/res/v1/web/search?q=%s&count=%zu", s->base_url, q,
+                                     max_results > 20 ? 20 : max_results)
                          : xasprintf("%s/search?q=%s&format=json", s->base_url, q);
     curl_free(q);
     const char *headers[] = {"Accept: application/json", s->key_header, NULL};

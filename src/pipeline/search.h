@@ -29,7 +29,8 @@ typedef void (*search_cb)(search_call_t *call);
 
 /** Creates the client from SEARCH_PROVIDER/SEARCH_URL/SEARCH_API_KEY; NULL when no provider is configured. */
 search_t *search_create(uv_loop_t *loop, net_t *net, const config_t *cfg);
-/** Searches for query, keeping at most max_results http(s) results. cb runs once unless search_cancel first. */
+/** Searches for query, keeping at most max_results http(s) results. cb runs once unless search_cancel first.
+ */
 search_call_t *search_start(search_t *s, const char *query, size_t max_results, search_cb cb, void *data);
 /** The callback of call will not run. */
 void search_cancel(search_call_t *call);

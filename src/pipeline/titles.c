@@ -12,12 +12,13 @@
 char *titles_prompt(const char *description, size_t count, const char *const *avoid, size_t navoid)
 {
     buf_t b = BUF_INIT;
-    buf_printf(&b,
-               "Generate %zu titles for SEO articles about the following subject.\n"
-               "Subject: %s\n"
-               "Rules: each title is between %d and %d characters long, specific and compelling, and all titles "
-               "are distinct from each other.\n",
-               count + 2, description, TITLE_MIN_CHARS, TITLE_MAX_CHARS);
+    buf_printf(
+        &b,
+        "Generate %zu titles for SEO articles about the following subject.\n"
+        "Subject: %s\n"
+        "Rules: each title is between %d and %d characters long, specific and compelling, and all titles "
+        "are distinct from each other.\n",
+        count + 2, description, TITLE_MIN_CHARS, TITLE_MAX_CHARS);
     if (navoid > 0) {
         buf_puts(&b, "Do not repeat or closely paraphrase any of these earlier titles:\n");
         for (size_t i = 0; i < navoid; i++)
@@ -65,8 +66,8 @@ static int seen(const char *t, char *const *list, size_t n)
     return 0;
 }
 
-int titles_parse(const char *reply, size_t len, size_t count, const char *const *avoid, size_t navoid, char **out,
-                 char *err, size_t errlen)
+int titles_parse(const char *reply, size_t len, size_t count, const char *const *avoid, size_t navoid,
+                 char **out, char *err, size_t errlen)
 {
     char perr[128];
     yajl_val root = json_parse(reply, len, perr, sizeof(perr));

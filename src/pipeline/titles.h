@@ -13,9 +13,9 @@
 char *titles_prompt(const char *description, size_t count, const char *const *avoid, size_t navoid);
 /** Reads {"titles": [...]} from an LLM reply: keeps distinct titles (case-insensitive, also distinct from
  * avoid) of 50-80 characters after trimming whitespace and surrounding quotes, at most count, in order.
- * Returns how many were kept (0..count) into out (malloc'd strings), or -1 with a reason in err when the reply
- * is not such an object. */
-int titles_parse(const char *reply, size_t len, size_t count, const char *const *avoid, size_t navoid, char **out,
-                 char *err, size_t errlen);
+ * Returns how many were kept (0..count) into out (malloc'd strings), or -1 with a reason in err when the
+ * reply is not such an object. */
+int titles_parse(const char *reply, size_t len, size_t count, const char *const *avoid, size_t navoid,
+                 char **out, char *err, size_t errlen);
 
 #endif

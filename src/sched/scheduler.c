@@ -37,7 +37,8 @@
 
 /* Sent first in the claim's and the commit's batches. The planner cannot see through the slot functions'
  * generate_series, estimates these statements as expensive and JIT-compiles them: about 0.6 s of compiling
- * for a statement that runs in a few milliseconds (bench/sched.sh). LOCAL: only for the batch's transaction. */
+ * for a statement that runs in a few milliseconds (bench/sched.sh). LOCAL: only for the batch's transaction.
+ */
 #define NO_JIT_SQL "SET LOCAL jit = off"
 
 static const db_named_sql_t statements[] = {
@@ -69,20 +70,22 @@ static const db_named_sql_t statements[] = {
      "        (SELECT coalesce(json_agg(t.title ORDER BY t.last DESC), '[]')::text"
      "           FROM (SELECT min(x.title) AS title, max(x.created_at) AS last"
      "                   FROM (SELECT a.created_at, unnest(ARRAY[a.topic, a.raw_query]) AS title"
-     "                           FROM (SELECT topic, raw_query, created_at FROM articles WHERE campaign_id = c.id"
+     "                           FROM (SELECT topic, raw_query, created_at FROM articles WHERE campaign_id = "
+     "c.id"
      "                                  ORDER BY created_at DESC LIMIT 100) a) x"
      "                  GROUP BY lower(x.title) ORDER BY last DESC LIMIT 50) t) AS avoid"
      "   FROM claimed JOIN campaigns c ON c.id = claimed.campaign_id"
      "  ORDER BY c.next_slot_at"},
     /* One campaign's transaction, with the next statement in the same batch. $5 titles as a JSON array (any
      * text travels safely; ORDINALITY keeps the LLM's order), $6 one fresh article id per title. */
-    {"sched_commit",
-     "SELECT created, pending, status, pause_reason"
-     "  FROM campaign_sched_commit($1::uuid, $2::timestamptz, make_interval(secs => $3::int),"
-     "       make_interval(secs => $4::int),"
-     "       ARRAY(SELECT e.t FROM jsonb_array_elements_text($5::jsonb) WITH ORDINALITY AS e(t, n) ORDER BY e.n),"
-     "       $6::uuid[], $7::int, $8::text, $9::text)"},
-    /* A tick stopped early (shutdown, deadline) ends its leases, so other processes need not wait for them. */
+    {"sched_commit", "SELECT created, pending, status, pause_reason"
+                     "  FROM campaign_sched_commit($1::uuid, $2::timestamptz, make_interval(secs => $3::int),"
+                     "       make_interval(secs => $4::int),"
+                     "       ARRAY(SELECT e.t FROM jsonb_array_elements_text($5::jsonb) WITH ORDINALITY AS "
+                     "e(t, n) ORDER BY e.n),"
+                     "       $6::uuid[], $7::int, $8::text, $9::text)"},
+    /* A tick stopped early (shutdown, deadline) ends its leases, so other processes need not wait for them.
+     */
     {"sched_release", "UPDATE campaign_sched_claims SET claimed_until = now()"
                       " WHERE claimed_by = $1 AND claimed_until > now()"},
     /* The generation jobs of the articles the commit created: JOBS_ENQUEUE_SQL's insert for a set of articles
@@ -100,10 +103,10 @@ int sched_prepare(db_pool_t *pool)
 /* ---- machines ---- */
 
 #define TICK_STATES(X)                                                                                       \
-    X(START)    /* waits for the first loop turn, so the callback never runs inside sched_tick */           \
-    X(CLAIM)    /* claims the next batch of due campaigns */                                                \
-    X(CLAIMING) /* waits for the claim query */                                                             \
-    X(RUN)      /* starts campaigns up to SCHED_PARALLEL; waits for them to finish */                       \
+    X(START)    /* waits for the first loop turn, so the callback never runs inside sched_tick */            \
+    X(CLAIM)    /* claims the next batch of due campaigns */                                                 \
+    X(CLAIMING) /* waits for the claim query */                                                              \
+    X(RUN)      /* starts campaigns up to SCHED_PARALLEL; waits for them to finish */                        \
     X(DONE)     /* reported; the tick is freed once its timer is closed */
 
 typedef enum {
@@ -119,11 +122,11 @@ static const char *const tick_state_names[] = {
 };
 
 #define CAMP_STATES(X)                                                                                       \
-    X(IDLE)       /* claimed, not started yet */                                                            \
-    X(TITLES)     /* asks the LLM for one title per due slot */                                             \
-    X(TITLING)    /* waits for the LLM */                                                                   \
-    X(COMMIT)     /* sends the campaign's transaction */                                                    \
-    X(COMMITTING) /* waits for it */                                                                        \
+    X(IDLE)       /* claimed, not started yet */                                                             \
+    X(TITLES)     /* asks the LLM for one title per due slot */                                              \
+    X(TITLING)    /* waits for the LLM */                                                                    \
+    X(COMMIT)     /* sends the campaign's transaction */                                                     \
+    X(COMMITTING) /* waits for it */                                                                         \
     X(DONE)       /* counted in the tick's report */
 
 typedef enum {
@@ -160,7 +163,7 @@ struct st_sched_tick_t {
     int ready;
     int advancing; /* tick_advance is on the stack: a nested call only lets the running loop look again */
     int64_t at_us;
-    char at[32]; /* at_us as ISO-8601, the form every query gets */
+    char at[32];  /* at_us as ISO-8601, the form every query gets */
     char id[128]; /* claimed_by of this tick's leases */
     sched_tick_cb cb;
     void *data;
@@ -275,8 +278,8 @@ static void on_titles(llm_call_t *call)
         else
             c->ntitles = (size_t)kept;
         if (kept >= 0 && (size_t)kept < want)
-            camp_fail(c, "Title generation failed: the LLM gave %d usable new title(s) for %zu due slot(s)", kept,
-                      want);
+            camp_fail(c, "Title generation failed: the LLM gave %d usable new title(s) for %zu due slot(s)",
+                      kept, want);
     }
     c->ready = 1;
     camp_advance(c);
@@ -295,8 +298,8 @@ static void on_committed(const db_result_t *r, size_t n, void *data)
                 f = &r[i];
                 break;
             }
-        log_warn("scheduling campaign slots", "campaign %s: the transaction failed: %s; its slots stay due", c->id,
-                 f->err);
+        log_warn("scheduling campaign slots", "campaign %s: the transaction failed: %s; its slots stay due",
+                 c->id, f->err);
         t->report.failed++;
     } else if (PQntuples(r[1].res) == 1) {
         const PGresult *res = r[1].res;
@@ -311,8 +314,9 @@ static void on_committed(const db_result_t *r, size_t n, void *data)
         if (status != NULL && strcmp(status, "paused") == 0 && db_value(res, 0, "pause_reason") != NULL)
             t->report.paused++;
         if (pending > 0)
-            log_warn("scheduling campaign slots", "campaign %s: %d article(s) created, %d slot(s) left due: %s",
-                     c->id, created, pending, c->err != NULL ? c->err : "no usable title");
+            log_warn("scheduling campaign slots",
+                     "campaign %s: %d article(s) created, %d slot(s) left due: %s", c->id, created, pending,
+                     c->err != NULL ? c->err : "no usable title");
         else if (created > 0 || (status != NULL && strcmp(status, "active") != 0))
             log_info("scheduling campaign slots", "campaign %s: %d article(s) created, campaign %s", c->id,
                      created, status != NULL ? status : "gone");
@@ -340,9 +344,10 @@ static void camp_advance(camp_t *c)
                 camp_set_state(c, CAMP_COMMIT);
                 break;
             }
-            char *prompt = titles_prompt(c->subject, (size_t)c->due, (const char *const *)c->avoid, c->navoid);
-            llm_message_t msgs[] = {{"system", "You write titles for SEO articles. You reply with JSON only."},
-                                    {"user", prompt}};
+            char *prompt =
+                titles_prompt(c->subject, (size_t)c->due, (const char *const *)c->avoid, c->navoid);
+            llm_message_t msgs[] = {
+                {"system", "You write titles for SEO articles. You reply with JSON only."}, {"user", prompt}};
             camp_set_state(c, CAMP_TITLING);
             c->ready = 0;
             c->lc = llm_chat(app->llm, msgs, 2, 1, 0, on_titles, c);
@@ -436,8 +441,10 @@ static void on_released(const db_result_t *r, size_t n, void *data)
     (void)n;
     (void)data;
     if (r[0].err != NULL)
-        log_warn("scheduling campaign slots", "ending the leases of a stopped tick failed: %s; they expire by "
-                 "themselves", r[0].err);
+        log_warn("scheduling campaign slots",
+                 "ending the leases of a stopped tick failed: %s; they expire by "
+                 "themselves",
+                 r[0].err);
 }
 
 /* Stops every operation of the tick; what was committed stays committed. Its remaining leases are ended by a
@@ -450,8 +457,8 @@ static void tick_abort(sched_tick_t *t, const char *why)
     if (t->state != TICK_START) {
         const char *params[] = {t->id};
         if (db_query(t->sched->app->db, "sched_release", 1, params, on_released, NULL) == NULL)
-            log_warn("scheduling campaign slots", "tick %s: the database is busy; its leases expire by themselves",
-                     t->id);
+            log_warn("scheduling campaign slots",
+                     "tick %s: the database is busy; its leases expire by themselves", t->id);
     }
     if (t->q != NULL) {
         db_query_cancel(t->q);
@@ -476,8 +483,8 @@ static void on_tick_timer(uv_timer_t *timer)
 {
     sched_tick_t *t = timer->data;
     if (t->state != TICK_START) {
-        log_warn("scheduling campaign slots", "tick %s: deadline passed with %zu campaign(s) in flight; stopping it",
-                 t->id, t->running);
+        log_warn("scheduling campaign slots",
+                 "tick %s: deadline passed with %zu campaign(s) in flight; stopping it", t->id, t->running);
         tick_abort(t, t->sched->stopping ? "shutting down" : "deadline passed");
         return;
     }
@@ -668,18 +675,21 @@ static void on_timer_tick_done(const sched_report_t *r, void *data)
 {
     (void)data;
     if (r->err != NULL)
-        log_warn("scheduling campaign slots", "tick stopped early (%s): %d campaign(s), %d article(s) created",
-                 r->err, r->campaigns, r->articles_created);
+        log_warn("scheduling campaign slots",
+                 "tick stopped early (%s): %d campaign(s), %d article(s) created", r->err, r->campaigns,
+                 r->articles_created);
     else if (r->campaigns > 0)
-        log_info("scheduling campaign slots",
-                 "tick done: %d campaign(s), %d article(s) created, %d slot(s) left due, %d paused, %d completed",
-                 r->campaigns, r->articles_created, r->slots_pending, r->paused, r->completed);
+        log_info(
+            "scheduling campaign slots",
+            "tick done: %d campaign(s), %d article(s) created, %d slot(s) left due, %d paused, %d completed",
+            r->campaigns, r->articles_created, r->slots_pending, r->paused, r->completed);
 }
 
 static void on_interval(uv_timer_t *timer)
 {
     sched_t *s = timer->data;
-    /* Ticks of one process never overlap: a slow tick (a hanging LLM) delays the next instead of piling up. */
+    /* Ticks of one process never overlap: a slow tick (a hanging LLM) delays the next instead of piling up.
+     */
     if (s->timer_tick != NULL) {
         log_debug("scheduling campaign slots", "the previous tick is still running; skipping this one");
         return;
@@ -699,8 +709,8 @@ sched_t *sched_create(app_t *app)
      * names its own id. */
     unsigned char nonce[4];
     crypto_random(nonce, sizeof(nonce));
-    snprintf(s->proc_id, sizeof(s->proc_id), "%s:%d:%02x%02x%02x%02x", host, (int)getpid(), nonce[0], nonce[1],
-             nonce[2], nonce[3]);
+    snprintf(s->proc_id, sizeof(s->proc_id), "%s:%d:%02x%02x%02x%02x", host, (int)getpid(), nonce[0],
+             nonce[1], nonce[2], nonce[3]);
     if (uv_timer_init(app->loop, &s->timer) != 0)
         abort();
     s->timer.data = s;

@@ -18,12 +18,12 @@
 
 /* Each state names what the machine does or waits for. */
 #define DLV_STATES(X)                                                                                        \
-    X(LOAD)      /* reads the article, its sources and its integration */                                  \
-    X(LOADING)   /* waits for them */                                                                       \
-    X(SEND)      /* builds the body, signs it, sends it */                                                 \
-    X(SENDING)   /* waits for the receiver (WEBHOOK_TIMEOUT_S bounds it) */                                \
-    X(RECORD)    /* records the attempt, the article's new state and the job's end in one transaction */   \
-    X(RECORDING) /* waits for that transaction */                                                           \
+    X(LOAD)      /* reads the article, its sources and its integration */                                    \
+    X(LOADING)   /* waits for them */                                                                        \
+    X(SEND)      /* builds the body, signs it, sends it */                                                   \
+    X(SENDING)   /* waits for the receiver (WEBHOOK_TIMEOUT_S bounds it) */                                  \
+    X(RECORD)    /* records the attempt, the article's new state and the job's end in one transaction */     \
+    X(RECORDING) /* waits for that transaction */                                                            \
     X(DONE)
 
 typedef enum {
@@ -76,30 +76,35 @@ static const db_named_sql_t statements[] = {
      "SELECT a.id, a.status, a.campaign_id, a.topic, a.content, a.content_html, a.category,"
      "       (a.brief -> 'keywords')::text AS keywords, a.meta_description, a.slug, a.word_count,"
      "       a.scheduled_at, a.created_at, a.posting_attempt_count, a.webhook_integration_id,"
-     "       (SELECT coalesce(json_agg(json_build_object('url', s.url, 'title', s.title) ORDER BY s.position),"
+     "       (SELECT coalesce(json_agg(json_build_object('url', s.url, 'title', s.title) ORDER BY "
+     "s.position),"
      "                        '[]') FROM article_sources s WHERE s.article_id = a.id)::text AS sources,"
      "       i.webhook_url, i.webhook_secret, i.api_key, i.is_active"
      "  FROM articles a LEFT JOIN webhook_integrations i ON i.id = a.webhook_integration_id"
      " WHERE a.id = $1"},
-    {"dlv_attempt",
-     "INSERT INTO webhook_deliveries (article_id, integration_id, attempt, url, webhook_id, success, status_code,"
-     "                                error, duration_ms)"
-     " VALUES ($1, $2, $3::int, $4, $5, $6::bool, nullif($7::int, 0), $8, $9::int)"},
+    {"dlv_attempt", "INSERT INTO webhook_deliveries (article_id, integration_id, attempt, url, webhook_id, "
+                    "success, status_code,"
+                    "                                error, duration_ms)"
+                    " VALUES ($1, $2, $3::int, $4, $5, $6::bool, nullif($7::int, 0), $8, $9::int)"},
     /* Success: posted, and the campaign counts it, only when this attempt is the one that posted it and the
-     * article was never posted before (a re-delivery through POST /articles/{id}/deliver posts it again but it
-     * is still one article: posted_at, kept by the reset, tells them apart). */
+     * article was never posted before (a re-delivery through POST /articles/{id}/deliver posts it again but
+     * it is still one article: posted_at, kept by the reset, tells them apart). */
     {"dlv_posted",
      "WITH o AS (SELECT id, posted_at FROM articles WHERE id = $1 AND status = 'completed' FOR UPDATE),"
-     " u AS (UPDATE articles a SET status = 'posted', posted_at = now(), published_url = coalesce($2, a.published_url),"
+     " u AS (UPDATE articles a SET status = 'posted', posted_at = now(), published_url = coalesce($2, "
+     "a.published_url),"
      "                             last_posting_error = NULL, next_delivery_at = NULL, webhook_id = $3"
      "        FROM o WHERE a.id = o.id RETURNING a.campaign_id, o.posted_at IS NULL AS first_post)"
-     " UPDATE campaigns c SET articles_posted = articles_posted + 1 FROM u WHERE c.id = u.campaign_id AND u.first_post"},
+     " UPDATE campaigns c SET articles_posted = articles_posted + 1 FROM u WHERE c.id = u.campaign_id AND "
+     "u.first_post"},
     {"dlv_integration_ok",
      "UPDATE webhook_integrations SET last_success_at = now(), consecutive_failures = 0 WHERE id = $1"},
     /* Failure: one more attempt used; the next is due after the delay, or none is left. */
     {"dlv_failed",
-     "UPDATE articles SET posting_attempt_count = posting_attempt_count + 1, last_posting_error = $2, webhook_id = $3,"
-     "       status = CASE WHEN $5::bool OR posting_attempt_count + 1 >= $4::int THEN 'delivery_failed' ELSE status END,"
+     "UPDATE articles SET posting_attempt_count = posting_attempt_count + 1, last_posting_error = $2, "
+     "webhook_id = $3,"
+     "       status = CASE WHEN $5::bool OR posting_attempt_count + 1 >= $4::int THEN 'delivery_failed' ELSE "
+     "status END,"
      "       next_delivery_at = CASE WHEN $5::bool OR posting_attempt_count + 1 >= $4::int THEN NULL"
      "                               ELSE now() + make_interval(secs => $6::int) END"
      " WHERE id = $1 AND status = 'completed'"},
@@ -110,17 +115,18 @@ static const db_named_sql_t statements[] = {
      " WHERE id = $1"},
     {"dlv_job_done", JOBS_DONE_SQL},
     /* The next attempt is a job due at next_delivery_at (queued after this one is done, same transaction). */
-    {"dlv_next",
-     "INSERT INTO jobs (kind, article_id, run_at)"
-     " SELECT 'deliver_webhook', id, next_delivery_at FROM articles"
-     "  WHERE id = $1 AND status = 'completed' AND webhook_integration_id IS NOT NULL AND next_delivery_at IS NOT NULL"
-     " ON CONFLICT (article_id, kind) WHERE state IN ('queued', 'running') DO NOTHING"},
+    {"dlv_next", "INSERT INTO jobs (kind, article_id, run_at)"
+                 " SELECT 'deliver_webhook', id, next_delivery_at FROM articles"
+                 "  WHERE id = $1 AND status = 'completed' AND webhook_integration_id IS NOT NULL AND "
+                 "next_delivery_at IS NOT NULL"
+                 " ON CONFLICT (article_id, kind) WHERE state IN ('queued', 'running') DO NOTHING"},
     /* The safety net: due deliveries that have no job (a crash between completion and enqueue, a job that
      * failed on its own). Reads only the due rows (articles_delivery_due_idx). */
     {"dlv_sweep",
      "INSERT INTO jobs (kind, article_id, run_at)"
      " SELECT 'deliver_webhook', a.id, a.next_delivery_at FROM articles a"
-     "  WHERE a.status = 'completed' AND a.webhook_integration_id IS NOT NULL AND a.next_delivery_at IS NOT NULL"
+     "  WHERE a.status = 'completed' AND a.webhook_integration_id IS NOT NULL AND a.next_delivery_at IS NOT "
+     "NULL"
      "    AND a.next_delivery_at <= now()"
      "    AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.article_id = a.id AND j.kind = 'deliver_webhook'"
      "                     AND j.state IN ('queued', 'running'))"
@@ -213,21 +219,22 @@ static char *build_body(const dlv_t *d, size_t *len)
     }
     char scheduled[40], created[40];
     const char *s_at = col(d, "scheduled_at"), *c_at = col(d, "created_at");
-    webhook_article_t a = {.id = d->id,
-                           .campaign_id = col(d, "campaign_id"),
-                           .title = col(d, "topic"),
-                           .content = col(d, "content"),
-                           .content_html = col(d, "content_html"),
-                           .category = col(d, "category"),
-                           .keywords = keywords,
-                           .keyword_count = k,
-                           .meta_description = col(d, "meta_description"),
-                           .slug = col(d, "slug"),
-                           .sources = sources,
-                           .source_count = ns,
-                           .word_count = db_int(d->row, 0, "word_count"),
-                           .scheduled_at = (s_at && time_pg_to_iso(s_at, scheduled, sizeof(scheduled)) == 0) ? scheduled : NULL,
-                           .created_at = (c_at && time_pg_to_iso(c_at, created, sizeof(created)) == 0) ? created : NULL};
+    webhook_article_t a = {
+        .id = d->id,
+        .campaign_id = col(d, "campaign_id"),
+        .title = col(d, "topic"),
+        .content = col(d, "content"),
+        .content_html = col(d, "content_html"),
+        .category = col(d, "category"),
+        .keywords = keywords,
+        .keyword_count = k,
+        .meta_description = col(d, "meta_description"),
+        .slug = col(d, "slug"),
+        .sources = sources,
+        .source_count = ns,
+        .word_count = db_int(d->row, 0, "word_count"),
+        .scheduled_at = (s_at && time_pg_to_iso(s_at, scheduled, sizeof(scheduled)) == 0) ? scheduled : NULL,
+        .created_at = (c_at && time_pg_to_iso(c_at, created, sizeof(created)) == 0) ? created : NULL};
     buf_t body = BUF_INIT;
     webhook_payload(&body, &a);
     free(keywords);
@@ -276,9 +283,10 @@ static void advance(dlv_t *d)
                 teardown(d);
                 return;
             }
-            /* Nothing to deliver any more: posted meanwhile, failed, deleted, or the integration was removed. */
-            if (d->db_rows != 1 || strcmp(col(d, "status"), "completed") != 0 || col(d, "webhook_integration_id") == NULL ||
-                col(d, "content") == NULL) {
+            /* Nothing to deliver any more: posted meanwhile, failed, deleted, or the integration was removed.
+             */
+            if (d->db_rows != 1 || strcmp(col(d, "status"), "completed") != 0 ||
+                col(d, "webhook_integration_id") == NULL || col(d, "content") == NULL) {
                 log_info("delivering a webhook", "article %s: nothing to deliver (%s)", d->id,
                          d->db_rows != 1 ? "deleted" : col(d, "status"));
                 jobs_done(d->job);
@@ -334,12 +342,16 @@ static void advance(dlv_t *d)
             snprintf(delay, sizeof(delay), "%ld", wait);
             snprintf(job_id, sizeof(job_id), "%lld", (long long)d->job->id);
             const char *integ = col(d, "webhook_integration_id");
-            const char *p_attempt[] = {d->id, integ, attempt, col(d, "webhook_url"), d->msg_id,
-                                       d->success ? "true" : "false", status, d->success ? NULL : d->error, duration};
+            const char *p_attempt[] = {d->id,     integ,
+                                       attempt,   col(d, "webhook_url"),
+                                       d->msg_id, d->success ? "true" : "false",
+                                       status,    d->success ? NULL : d->error,
+                                       duration};
             const char *p_posted[] = {d->id, d->published_url, d->msg_id};
             const char *p_integ_ok[] = {integ};
             const char *p_failed[] = {d->id, d->error, d->msg_id, max, d->final ? "true" : "false", delay};
-            const char *p_integ_failed[] = {integ, d->disable ? "true" : "false", "HTTP 410 Gone from the receiver"};
+            const char *p_integ_failed[] = {integ, d->disable ? "true" : "false",
+                                            "HTTP 410 Gone from the receiver"};
             const char *p_job[] = {job_id, jobs_runner_id(d->app->jobs)};
             const char *p_id[] = {d->id};
             db_stmt_t stmts[6];
@@ -369,7 +381,8 @@ static void advance(dlv_t *d)
             if (d->db_err != NULL) {
                 /* The attempt happened but could not be recorded: the job runs again (the receiver may see
                  * the same webhook-id twice, which Standard Webhooks receivers de-duplicate). */
-                log_error("delivering a webhook", "article %s: recording the attempt failed: %s", d->id, d->db_err);
+                log_error("delivering a webhook", "article %s: recording the attempt failed: %s", d->id,
+                          d->db_err);
                 jobs_fail(d->job, d->db_err, JOBS_RETRY_BACKOFF);
             } else {
                 jobs_forget(d->job);
@@ -455,7 +468,8 @@ int deliver_start(app_t *app)
     if (app->jobs == NULL)
         return 0;
     D.app = app;
-    if (jobs_register(app->jobs, "deliver_webhook", on_job_start, on_job_cancel, DELIVER_CONCURRENCY, app) != 0)
+    if (jobs_register(app->jobs, "deliver_webhook", on_job_start, on_job_cancel, DELIVER_CONCURRENCY, app) !=
+        0)
         return -1;
     uint64_t every = (uint64_t)app->cfg->webhook_sweep_interval_s * 1000;
     uv_timer_init(app->loop, &D.sweep);

@@ -119,8 +119,8 @@ void webhook_sign_hex(const char *secret, const char *body, size_t len, char out
     crypto_hex(mac, 32, out);
 }
 
-void webhook_sign_standard(const char *secret, const char *msg_id, int64_t timestamp, const char *body, size_t len,
-                           char *out, size_t outlen)
+void webhook_sign_standard(const char *secret, const char *msg_id, int64_t timestamp, const char *body,
+                           size_t len, char *out, size_t outlen)
 {
     size_t slen = strlen(secret);
     uint8_t *key = xmalloc(slen + 4);

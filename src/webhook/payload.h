@@ -45,7 +45,7 @@ void webhook_test_payload(buf_t *out, const char *timestamp);
 void webhook_sign_hex(const char *secret, const char *body, size_t len, char out[65]);
 /** Standard Webhooks "v1,<base64 HMAC-SHA256 of id.timestamp.body>"; the key is the base64-decoded part after
  * "whsec_" for such secrets, the raw secret bytes otherwise (out: at least 64 bytes). */
-void webhook_sign_standard(const char *secret, const char *msg_id, int64_t timestamp, const char *body, size_t len,
-                           char *out, size_t outlen);
+void webhook_sign_standard(const char *secret, const char *msg_id, int64_t timestamp, const char *body,
+                           size_t len, char *out, size_t outlen);
 
 #endif

@@ -1,6 +1,6 @@
-/* One signed webhook POST (API.md section 6): the headers every delivery carries, the target policy, a timeout,
- * redirects not followed, and the outcome reduced to what the records need. Used by the delivery machine and
- * by the integration test endpoints. */
+/* One signed webhook POST (API.md section 6): the headers every delivery carries, the target policy, a
+ * timeout, redirects not followed, and the outcome reduced to what the records need. Used by the delivery
+ * machine and by the integration test endpoints. */
 #ifndef INKLOOP_WEBHOOK_SEND_H
 #define INKLOOP_WEBHOOK_SEND_H
 
@@ -14,9 +14,9 @@ typedef struct st_webhook_send_t webhook_send_t;
 /** What to send. Strings are copied. */
 typedef struct st_webhook_request_t {
     const char *url;
-    const char *secret;    /* NULL: unsigned (only a test delivery without a known secret) */
-    const char *api_key;   /* the receiving site's key, sent as X-API-Key; NULL: none */
-    const char *msg_id;    /* webhook-id */
+    const char *secret;  /* NULL: unsigned (only a test delivery without a known secret) */
+    const char *api_key; /* the receiving site's key, sent as X-API-Key; NULL: none */
+    const char *msg_id;  /* webhook-id */
     const char *body;
     size_t body_len;
     int timeout_s;
@@ -25,11 +25,11 @@ typedef struct st_webhook_request_t {
 
 /** The outcome, readable in the callback. */
 struct st_webhook_send_t {
-    int success;            /* a 2xx arrived */
-    long status;            /* HTTP status, 0 when none */
-    const char *error;      /* NULL on success; "HTTP 503", "timeout after 30s", "connection refused", ... */
-    long retry_after_s;     /* the response's Retry-After, -1 when absent */
-    char *published_url;    /* {"url": "http(s)://..."} from a 2xx reply, else NULL */
+    int success;         /* a 2xx arrived */
+    long status;         /* HTTP status, 0 when none */
+    const char *error;   /* NULL on success; "HTTP 503", "timeout after 30s", "connection refused", ... */
+    long retry_after_s;  /* the response's Retry-After, -1 when absent */
+    char *published_url; /* {"url": "http(s)://..."} from a 2xx reply, else NULL */
     int64_t duration_ms;
     void *data;
 };

@@ -60,10 +60,27 @@ int main(void)
     TAP_OK(cfg.internal_secret == NULL && cfg.admin_token == NULL, "no internal or admin secret by default");
     config_free(&cfg);
 
-    const char *full[] = {"JWT_SECRET", "0123456789abcdef0123", "PORT", "9001", "HOST", "127.0.0.1",
-                          "CORS_ORIGINS", " https://a.test/ ,http://b.test:8080", "INKLOOP_ROLES", "api, worker",
-                          "LOG_LEVEL", "debug", "LOG_FORMAT", "json", "SEARCH_PROVIDER", "searxng",
-                          "SEARCH_URL", "http://127.0.0.1:8888", "PORT", "1", NULL};
+    const char *full[] = {"JWT_SECRET",
+                          "0123456789abcdef0123",
+                          "PORT",
+                          "9001",
+                          "HOST",
+                          "127.0.0.1",
+                          "CORS_ORIGINS",
+                          " https://a.test/ ,http://b.test:8080",
+                          "INKLOOP_ROLES",
+                          "api, worker",
+                          "LOG_LEVEL",
+                          "debug",
+                          "LOG_FORMAT",
+                          "json",
+                          "SEARCH_PROVIDER",
+                          "searxng",
+                          "SEARCH_URL",
+                          "http://127.0.0.1:8888",
+                          "PORT",
+                          "1",
+                          NULL};
     TAP_IS_INT(load(full, &cfg, err, sizeof(err)), 0, "explicit values load: %s", err);
     TAP_IS_INT(cfg.port, 9001, "PORT read (first definition wins in the fake env)");
     TAP_IS_INT(cfg.roles, ROLE_API | ROLE_WORKER, "roles parsed with spaces");
@@ -84,7 +101,8 @@ int main(void)
     expect_error((const char *[]){"INKLOOP_DEV", "1", "PORT", "70000", NULL}, "PORT");
     expect_error((const char *[]){"INKLOOP_DEV", "1", "PORT", "80x", NULL}, "PORT");
     expect_error((const char *[]){"INKLOOP_DEV", "maybe", NULL}, "INKLOOP_DEV");
-    expect_error((const char *[]){"INKLOOP_DEV", "1", "WEBHOOK_MAX_ATTEMPTS", "0", NULL}, "WEBHOOK_MAX_ATTEMPTS");
+    expect_error((const char *[]){"INKLOOP_DEV", "1", "WEBHOOK_MAX_ATTEMPTS", "0", NULL},
+                 "WEBHOOK_MAX_ATTEMPTS");
     expect_error((const char *[]){"INKLOOP_DEV", "1", "WEBHOOK_TIMEOUT_S", "-5", NULL}, "WEBHOOK_TIMEOUT_S");
     expect_error((const char *[]){"INKLOOP_DEV", "1", "ALLOW_PRIVATE_URLS", "2", NULL}, "ALLOW_PRIVATE_URLS");
     expect_error((const char *[]){"INKLOOP_DEV", "1", "LOG_LEVEL", "loud", NULL}, "LOG_LEVEL");
@@ -95,7 +113,8 @@ int main(void)
     expect_error((const char *[]){"INKLOOP_DEV", "1", "SEARCH_PROVIDER", "searxng", NULL}, "SEARCH_URL");
     expect_error((const char *[]){"INKLOOP_DEV", "1", "SEARCH_PROVIDER", "brave", NULL}, "SEARCH_API_KEY");
     expect_error((const char *[]){"INKLOOP_DEV", "1", "LLM_BASE_URL", "ftp://x", NULL}, "LLM_BASE_URL");
-    expect_error((const char *[]){"INKLOOP_DEV", "1", "CORS_ORIGINS", "localhost:3000", NULL}, "CORS_ORIGINS");
+    expect_error((const char *[]){"INKLOOP_DEV", "1", "CORS_ORIGINS", "localhost:3000", NULL},
+                 "CORS_ORIGINS");
     expect_error((const char *[]){"INKLOOP_DEV", "1", "MAX_BODY_BYTES", "10", NULL}, "MAX_BODY_BYTES");
     return tap_done();
 }

@@ -12,7 +12,8 @@ int main(void)
     /* RFC 4231 test case 2. */
     crypto_hmac_sha256("Jefe", 4, "what do ya want for nothing?", 28, mac);
     crypto_hex(mac, 32, hex);
-    TAP_IS_STR(hex, "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843", "HMAC-SHA256 RFC 4231 #2");
+    TAP_IS_STR(hex, "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843",
+               "HMAC-SHA256 RFC 4231 #2");
     crypto_sha256("abc", 3, mac);
     crypto_hex(mac, 32, hex);
     TAP_IS_STR(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad", "SHA-256 of abc");
@@ -39,7 +40,8 @@ int main(void)
     char u1[37], u2[37];
     crypto_uuid4(u1);
     crypto_uuid4(u2);
-    TAP_OK(strlen(u1) == 36 && u1[14] == '4' && u1[8] == '-' && strchr("89ab", u1[19]) != NULL, "uuid4 form %s", u1);
+    TAP_OK(strlen(u1) == 36 && u1[14] == '4' && u1[8] == '-' && strchr("89ab", u1[19]) != NULL,
+           "uuid4 form %s", u1);
     TAP_OK(strcmp(u1, u2) != 0, "uuids differ");
 
     char ts[40];
@@ -48,7 +50,8 @@ int main(void)
     TAP_OK(time_pg_to_iso("2026-11-25 09:00:00.5+00", ts, sizeof(ts)) == 0, "pg timestamp converts");
     TAP_IS_STR(ts, "2026-11-25T09:00:00.500000Z", "fraction padded");
     TAP_OK(time_pg_to_iso("2026-11-25 09:00:00+00", ts, sizeof(ts)) == 0 &&
-               strcmp(ts, "2026-11-25T09:00:00.000000Z") == 0, "no fraction");
+               strcmp(ts, "2026-11-25T09:00:00.000000Z") == 0,
+           "no fraction");
     TAP_OK(time_pg_to_iso("nonsense", ts, sizeof(ts)) != 0, "garbage refused");
     return tap_done();
 }

@@ -20,7 +20,9 @@ int main(void)
     s = escaped("caf\xc3\xa9 \xf0\x9f\x98\x80", 10);
     TAP_IS_STR(s, "\"caf\xc3\xa9 \xf0\x9f\x98\x80\"", "valid UTF-8 kept as is");
     free(s);
-    s = escaped("a\xff" "b\xc3", 4);
+    s = escaped("a\xff"
+                "b\xc3",
+                4);
     TAP_IS_STR(s, "\"a\\ufffdb\\ufffd\"", "invalid and truncated UTF-8 replaced");
     free(s);
     s = escaped("\xed\xa0\x80", 3);
@@ -86,7 +88,8 @@ int main(void)
     v = json_parse(nest, JSON_MAX_DEPTH * 2, err, sizeof(err));
     TAP_OK(v != NULL, "nesting at the limit accepted");
     yajl_tree_free(v);
-    const char *brackets_in_string = "{\"s\": \"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[\"}";
+    const char *brackets_in_string =
+        "{\"s\": \"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[\"}";
     v = json_parse(brackets_in_string, strlen(brackets_in_string), err, sizeof(err));
     TAP_OK(v != NULL, "brackets inside strings do not count as nesting");
     yajl_tree_free(v);

@@ -39,15 +39,17 @@ int main(void)
 {
     char err[64], sub[64];
     char *tok = jwt_sign(secret, uid, 1000, 1800);
-    TAP_IS_INT(jwt_verify(secret, tok, strlen(tok), 1001, sub, sizeof(sub), err, sizeof(err)), 0, "round trip");
+    TAP_IS_INT(jwt_verify(secret, tok, strlen(tok), 1001, sub, sizeof(sub), err, sizeof(err)), 0,
+               "round trip");
     TAP_IS_STR(sub, uid, "sub is the user id");
     TAP_IS_INT(verify(tok, 2800, err), -1, "expired at exp");
     TAP_IS_STR(err, "expired", "reason: expired");
     char sub2[8];
     TAP_IS_INT(jwt_verify(secret, tok, strlen(tok), 1001, sub2, sizeof(sub2), err, sizeof(err)), -1,
                "sub longer than the buffer refused");
-    TAP_IS_INT(jwt_verify("other-secret-0123456789", tok, strlen(tok), 1001, sub, sizeof(sub), err, sizeof(err)),
-               -1, "other secret refused");
+    TAP_IS_INT(
+        jwt_verify("other-secret-0123456789", tok, strlen(tok), 1001, sub, sizeof(sub), err, sizeof(err)), -1,
+        "other secret refused");
 
     /* Flip one character of the payload. */
     char *dot = strchr(tok, '.');

@@ -45,8 +45,8 @@ static void bad(const char *text, const char *field, const char *type)
     char loc[96], ty[64];
     snprintf(loc, sizeof(loc), "\"loc\":[\"body\",\"%s\"]", field);
     snprintf(ty, sizeof(ty), "\"type\":\"%s\"", type);
-    TAP_OK(n == 1 && strstr(detail, loc) != NULL && strstr(detail, ty) != NULL, "%.60s%s -> %s %s", text, strlen(text) > 60 ? "..." : "", field,
-           type);
+    TAP_OK(n == 1 && strstr(detail, loc) != NULL && strstr(detail, ty) != NULL, "%.60s%s -> %s %s", text,
+           strlen(text) > 60 ? "..." : "", field, type);
     if (n != 1 || detail == NULL || strstr(detail, loc) == NULL)
         printf("#   %d error(s): %s\n", n, detail ? detail : "(none)");
     free(detail);

@@ -218,8 +218,8 @@ static void bad_bodies(void)
     bad(huge, 0, "name", "a 1 MB name");
     free(huge);
 
-    /* 20000 posting times (yajl grows arrays one element at a time, which ASan's realloc makes quadratic; 20000
-     * keeps the sanitizer run short and is still far past the limit). */
+    /* 20000 posting times (yajl grows arrays one element at a time, which ASan's realloc makes quadratic;
+     * 20000 keeps the sanitizer run short and is still far past the limit). */
     size_t cap = 20000 * 8 + 200;
     char *many = malloc(cap);
     off = snprintf(many, cap, "{" GOOD ",\"posting_times\":[");

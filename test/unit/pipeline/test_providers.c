@@ -34,8 +34,9 @@ int main(void)
     char err[256];
     llm_call_t call;
     memset(&call, 0, sizeof(call));
-    const char *reply = "{\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":\"# Hi\"},"
-                        "\"finish_reason\":\"length\"}],\"usage\":{\"prompt_tokens\":12,\"completion_tokens\":34}}";
+    const char *reply =
+        "{\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":\"# Hi\"},"
+        "\"finish_reason\":\"length\"}],\"usage\":{\"prompt_tokens\":12,\"completion_tokens\":34}}";
     TAP_IS_INT(llm_parse_reply(reply, strlen(reply), &call, err, sizeof(err)), 0, "reply parsed");
     TAP_IS_STR(call.content, "# Hi", "content");
     TAP_IS_STR(call.finish_reason, "length", "finish_reason");
@@ -66,7 +67,8 @@ int main(void)
     }
     free(sc.results);
     memset(&sc, 0, sizeof(sc));
-    const char *br = "{\"web\":{\"results\":[{\"url\":\"https://e.test/\",\"title\":\"E\",\"description\":\"d\"}]}}";
+    const char *br =
+        "{\"web\":{\"results\":[{\"url\":\"https://e.test/\",\"title\":\"E\",\"description\":\"d\"}]}}";
     TAP_IS_INT(search_parse_reply(br, strlen(br), 1, 10, &sc), 0, "brave reply parsed");
     TAP_OK(sc.count == 1 && strcmp(sc.results[0].snippet, "d") == 0, "brave description is the snippet");
     free(sc.results[0].url);
@@ -74,7 +76,8 @@ int main(void)
     free(sc.results[0].snippet);
     free(sc.results);
     memset(&sc, 0, sizeof(sc));
-    TAP_IS_INT(search_parse_reply("{\"query\":\"x\"}", 13, 1, 10, &sc), 0, "brave without web section: no results");
+    TAP_IS_INT(search_parse_reply("{\"query\":\"x\"}", 13, 1, 10, &sc), 0,
+               "brave without web section: no results");
     TAP_IS_INT(search_parse_reply("[1]", 3, 0, 10, &sc), -1, "searxng without results refused");
     return tap_done();
 }

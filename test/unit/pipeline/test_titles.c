@@ -7,14 +7,15 @@
 
 int main(void)
 {
-    const char *t1 = "How to Brew Better Coffee at Home: A Practical Guide for Beginners"; /* 66 */
-    const char *t2 = "Ten Espresso Mistakes That Ruin Your Morning Cup and How to Fix Them";  /* 68 */
+    const char *t1 = "How to Brew Better Coffee at Home: A Practical Guide for Beginners";   /* 66 */
+    const char *t2 = "Ten Espresso Mistakes That Ruin Your Morning Cup and How to Fix Them"; /* 68 */
     char reply[2048];
-    snprintf(reply, sizeof(reply),
-             "{\"titles\": [\"  %s  \", \"too short\", \"%s\", \"%s\", \"\\\"%s\\\"\", 42,"
-             " \"A Title That Is Far Too Long To Be Accepted Because It Goes On And On Beyond Eighty Characters\","
-             " \"Caf\xc3\xa9 Culture Around the World: What Every Coffee Lover Should Know\"]}",
-             t1, t2, "how to brew better coffee at home: a practical guide for beginners", t2);
+    snprintf(
+        reply, sizeof(reply),
+        "{\"titles\": [\"  %s  \", \"too short\", \"%s\", \"%s\", \"\\\"%s\\\"\", 42,"
+        " \"A Title That Is Far Too Long To Be Accepted Because It Goes On And On Beyond Eighty Characters\","
+        " \"Caf\xc3\xa9 Culture Around the World: What Every Coffee Lover Should Know\"]}",
+        t1, t2, "how to brew better coffee at home: a practical guide for beginners", t2);
     char *out[5];
     char err[128];
     int n = titles_parse(reply, strlen(reply), 5, NULL, 0, out, err, sizeof(err));
@@ -33,8 +34,10 @@ int main(void)
     free(out[0]);
 
     TAP_IS_INT(titles_parse("not json", 8, 3, NULL, 0, out, err, sizeof(err)), -1, "non-JSON refused");
-    TAP_IS_INT(titles_parse("{\"items\": []}", 13, 3, NULL, 0, out, err, sizeof(err)), -1, "no titles list refused");
-    TAP_IS_INT(titles_parse("{\"titles\": []}", 14, 3, NULL, 0, out, err, sizeof(err)), 0, "empty list: zero kept");
+    TAP_IS_INT(titles_parse("{\"items\": []}", 13, 3, NULL, 0, out, err, sizeof(err)), -1,
+               "no titles list refused");
+    TAP_IS_INT(titles_parse("{\"titles\": []}", 14, 3, NULL, 0, out, err, sizeof(err)), 0,
+               "empty list: zero kept");
 
     char *prompt = titles_prompt("home coffee", 3, avoid, 1);
     TAP_OK(strstr(prompt, "Generate 5 titles") != NULL, "asks for two spare titles");

@@ -1,5 +1,6 @@
-/* The webhook body and signatures against a fixture written by Python (test/data/webhook/payload_fixture.json):
- * json.dumps(sort_keys=True) for the body, hmac/hashlib/base64 for the signatures. */
+/* The webhook body and signatures against a fixture written by Python
+ * (test/data/webhook/payload_fixture.json): json.dumps(sort_keys=True) for the body, hmac/hashlib/base64 for
+ * the signatures. */
 #include "core/json.h"
 #include "webhook/payload.h"
 #include "tap.h"
@@ -77,9 +78,11 @@ int main(int argc, char **argv)
     webhook_sign_hex(str(fx, "secret_whsec"), body.data, body.len, hex);
     TAP_IS_STR(hex, str(fx, "hex_whsec"), "X-Webhook-Signature with a whsec_ secret (its bytes as given)");
     int64_t ts = YAJL_GET_INTEGER(json_get(fx, "timestamp"));
-    webhook_sign_standard(str(fx, "secret_raw"), str(fx, "msg_id"), ts, body.data, body.len, std, sizeof(std));
+    webhook_sign_standard(str(fx, "secret_raw"), str(fx, "msg_id"), ts, body.data, body.len, std,
+                          sizeof(std));
     TAP_IS_STR(std, str(fx, "standard_raw"), "webhook-signature with a plain secret (raw bytes as key)");
-    webhook_sign_standard(str(fx, "secret_whsec"), str(fx, "msg_id"), ts, body.data, body.len, std, sizeof(std));
+    webhook_sign_standard(str(fx, "secret_whsec"), str(fx, "msg_id"), ts, body.data, body.len, std,
+                          sizeof(std));
     TAP_IS_STR(std, str(fx, "standard_whsec"), "webhook-signature with whsec_ (base64-decoded key)");
 
     buf_reset(&body);
@@ -88,7 +91,8 @@ int main(int argc, char **argv)
 
     buf_reset(&body);
     webhook_py_string(&body, "bad \xff byte");
-    TAP_IS_STR(buf_cstr(&body), "\"bad \\ufffd byte\"", "invalid UTF-8 becomes U+FFFD as Python would decode it");
+    TAP_IS_STR(buf_cstr(&body), "\"bad \\ufffd byte\"",
+               "invalid UTF-8 becomes U+FFFD as Python would decode it");
     buf_free(&body);
     yajl_tree_free(fx);
     free(text);
