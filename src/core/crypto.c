@@ -1,6 +1,7 @@
 #include "core/crypto.h"
 
 #include <openssl/crypto.h>
+#include <pthread.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
@@ -105,18 +106,22 @@ long crypto_base64_decode(const char *in, size_t len, uint8_t *out)
     return (long)o;
 }
 
+static uint8_t equal_key[32];
+static pthread_once_t equal_key_once = PTHREAD_ONCE_INIT;
+
+static void make_equal_key(void)
+{
+    crypto_random(equal_key, sizeof(equal_key));
+}
+
 int crypto_equal(const void *a, size_t alen, const void *b, size_t blen)
 {
-    /* Compare MACs of both sides so neither the length nor the position of a difference leaks. */
-    static uint8_t key[32];
-    static int have_key;
-    if (!have_key) {
-        crypto_random(key, sizeof(key));
-        have_key = 1;
-    }
+    /* Compare MACs of both sides so neither the length nor the position of a difference leaks. The key is
+     * made once for the process; password checks call this from the thread pool too. */
+    pthread_once(&equal_key_once, make_equal_key);
     uint8_t ma[32], mb[32];
-    crypto_hmac_sha256(key, sizeof(key), a, alen, ma);
-    crypto_hmac_sha256(key, sizeof(key), b, blen, mb);
+    crypto_hmac_sha256(equal_key, sizeof(equal_key), a, alen, ma);
+    crypto_hmac_sha256(equal_key, sizeof(equal_key), b, blen, mb);
     return CRYPTO_memcmp(ma, mb, 32) == 0;
 }
 

@@ -2,6 +2,7 @@
  * with an application SQLSTATE (inkloop_raise in sql/0002_articles.sql, IL402 from the credit functions), so
  * the checks and the writes see the same rows and a refusal rolls everything back. */
 #include "http/articles.h"
+#include "pipeline/markdown.h"
 #include "app.h"
 #include "core/alloc.h"
 #include "core/crypto.h"
@@ -62,6 +63,8 @@ static const db_named_sql_t statements[] = {
      * schedule or integration changes is (re)scheduled for delivery. */
     {"article_patch",
      "UPDATE articles SET content = coalesce($3, content), topic = coalesce($4, topic),"
+     "  content_html = CASE WHEN $3::text IS NULL THEN content_html ELSE $9 END,"
+     "  word_count = CASE WHEN $3::text IS NULL THEN word_count ELSE $10::int END,"
      "  category = coalesce($5, category),"
      "  scheduled_at = CASE WHEN $6::text IS NULL THEN scheduled_at ELSE " KIT_TS_SQL(
          "$6", "$7",
@@ -150,10 +153,18 @@ static const db_named_sql_t statements[] = {
      * the UPDATE matches only when something would change, so repeating a call changes nothing (not even
      * updated_at). failed refunds the current charge (idempotent); completed schedules delivery when the
      * article has an integration. Either cancels the in-process generation job, since the work was done
-     * outside. $1 id, $2 tokens_used, $3 status or NULL, $4 content or NULL, $5 error_message or NULL. */
+     * outside. $1 id, $2 tokens_used, $3 status or NULL, $4 content or NULL, $5 error_message or NULL, $6-$7
+     * the content's HTML and word count. Completing an article that has no content is refused (400): it would
+     * have nothing to deliver. */
     {"article_complete",
-     "WITH o AS (SELECT id, status FROM articles WHERE id = $1 FOR UPDATE),"
+     "WITH o AS (SELECT id, status, content FROM articles WHERE id = $1 FOR UPDATE),"
+     " chk AS (SELECT CASE WHEN $3::text = 'completed' AND o.status IN " GENERATING
+     "                      AND $4::text IS NULL AND o.content IS NULL"
+     "                 THEN inkloop_raise('IL400', 'Cannot complete an article without content') END AS ok "
+     "FROM o),"
      " u AS (UPDATE articles a SET tokens_used = $2::int, content = coalesce($4::text, a.content),"
+     "   content_html = CASE WHEN $4::text IS NULL THEN a.content_html ELSE $6 END,"
+     "   word_count = CASE WHEN $4::text IS NULL THEN a.word_count ELSE $7::int END,"
      "   status = CASE WHEN $3::text IS NOT NULL AND o.status IN " GENERATING
      " THEN $3::text ELSE a.status END,"
      "   progress_detail = CASE WHEN $3::text IS NOT NULL AND o.status IN " GENERATING " THEN NULL"
@@ -187,7 +198,8 @@ static const db_named_sql_t statements[] = {
      " AND status = 'completed' AND webhook_integration_id IS NOT NULL"
      "       ON CONFLICT (article_id, kind) WHERE state IN ('queued', 'running') DO NOTHING RETURNING id)"
      " SELECT (SELECT count(*) FROM o) AS found, (SELECT count(*) FROM u) AS changed,"
-     "        (SELECT count(*) FROM j) AS cancelled, (SELECT count(*) FROM d) AS deliveries"},
+     "        (SELECT count(*) FROM j) AS cancelled, (SELECT count(*) FROM d) AS deliveries,"
+     "        (SELECT count(*) FROM chk) AS checked"},
 };
 
 int articles_prepare(db_pool_t *pool)
@@ -747,7 +759,7 @@ void articles_patch(http_req_t *req)
         return;
     }
     /* Only the system moves an article through its statuses (API.md section 1). */
-    if (json_get(v.root, "status") != NULL)
+    if (v_has(&v, "status")) /* null means absent (API.md section 2) */
         v_error(&v, "status", "Extra inputs are not permitted", "extra_forbidden");
     const char *content = v_string(&v, "content", 0, 0, 0, 0);
     const char *topic = v_string(&v, "topic", 0, 1, 500, 0);
@@ -761,6 +773,10 @@ void articles_patch(http_req_t *req)
         return;
     }
     const char *p_integ[] = {req->user_id, integration};
+    /* New content brings its HTML and word count with it, rendered here as the pipeline does. */
+    char *html = content ? markdown_to_html(content, strlen(content)) : NULL;
+    char words[24];
+    snprintf(words, sizeof(words), "%d", content ? markdown_word_count(content, strlen(content)) : 0);
     const char *p_patch[] = {id,
                              req->user_id,
                              content,
@@ -768,21 +784,22 @@ void articles_patch(http_req_t *req)
                              category,
                              has_ts ? ts.text : NULL,
                              has_ts ? (ts.has_offset ? "t" : "f") : NULL,
-                             has_integ ? integration : NULL};
+                             has_integ ? integration : NULL,
+                             html,
+                             content ? words : NULL};
     const char *p_delivery[] = {id, req->user_id, has_ts || has_integ ? "t" : "f"};
     const char *p_get[] = {id, req->user_id};
     db_stmt_t stmts[5];
     size_t k = 0;
     if (has_integ)
         stmts[k++] = (db_stmt_t){"integration_require", NULL, 2, p_integ};
-    stmts[k++] = (db_stmt_t){"article_patch", NULL, 8, p_patch};
+    stmts[k++] = (db_stmt_t){"article_patch", NULL, 10, p_patch};
     if (has_ts || has_integ)
         stmts[k++] = (db_stmt_t){"article_patch_delivery", NULL, 3, p_delivery};
     stmts[k++] = (db_stmt_t){"article_get", NULL, 2, p_get};
-    /* Content is stored as sent; content_html and word_count are derived by the Markdown step of the
-     * pipeline issue (md4c) and are left as they were until then. */
     if (db_batch(req->app->db, stmts, k, on_patched, req) == NULL)
         kit_db_busy(req);
+    free(html);
     v_free(&v);
 }
 
@@ -973,10 +990,11 @@ void articles_of_campaign(http_req_t *req)
 
 static void on_completed(const db_result_t *r, size_t n, void *data)
 {
-    (void)n;
     http_req_t *req = data;
-    if (kit_db_failed(req, &r[0], "recording an article's completion"))
+    if (r[0].err != NULL) {
+        articles_reply_batch_error(req, r, n, "recording an article's completion");
         return;
+    }
     if (db_int(r[0].res, 0, "found") == 0) {
         http_reply_error(req, 404, "Article not found");
         return;
@@ -1011,8 +1029,12 @@ void articles_internal_complete(http_req_t *req)
     }
     char tok[24];
     snprintf(tok, sizeof(tok), "%lld", (long long)tokens);
-    const char *params[] = {id, tok, status, content, error};
-    if (db_query(req->app->db, "article_complete", 5, params, on_completed, req) == NULL)
+    char *html = content ? markdown_to_html(content, strlen(content)) : NULL;
+    char words[24];
+    snprintf(words, sizeof(words), "%d", content ? markdown_word_count(content, strlen(content)) : 0);
+    const char *params[] = {id, tok, status, content, error, html, content ? words : NULL};
+    if (db_query(req->app->db, "article_complete", 7, params, on_completed, req) == NULL)
         kit_db_busy(req);
+    free(html);
     v_free(&v);
 }

@@ -205,7 +205,13 @@ static void set_error(net_op_impl_t *op, CURLcode rc)
         return;
     }
     if (op->_refused[0] != '\0') {
-        snprintf(op->_err, sizeof(op->_err), "target not allowed: %s", op->_refused);
+        /* The address itself stays in the log: users would otherwise learn what internal names resolve to. */
+        const char *kind = strstr(op->_refused, " is a ");
+        log_debug("checking an outbound target", "refused: %s", op->_refused);
+        if (kind != NULL)
+            snprintf(op->_err, sizeof(op->_err), "target not allowed: resolves to a %s", kind + 6);
+        else
+            snprintf(op->_err, sizeof(op->_err), "target not allowed: %s", op->_refused);
     } else if (op->_too_large || rc == CURLE_FILESIZE_EXCEEDED) {
         snprintf(op->_err, sizeof(op->_err), "response too large (over %zu bytes)", op->_max_bytes);
     } else if (rc == CURLE_OPERATION_TIMEDOUT) {

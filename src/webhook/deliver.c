@@ -232,7 +232,7 @@ static char *build_body(const dlv_t *d, size_t *len)
         .slug = col(d, "slug"),
         .sources = sources,
         .source_count = ns,
-        .word_count = db_int(d->row, 0, "word_count"),
+        .word_count = col(d, "word_count") ? db_int(d->row, 0, "word_count") : -1,
         .scheduled_at = (s_at && time_pg_to_iso(s_at, scheduled, sizeof(scheduled)) == 0) ? scheduled : NULL,
         .created_at = (c_at && time_pg_to_iso(c_at, created, sizeof(created)) == 0) ? created : NULL};
     buf_t body = BUF_INIT;

@@ -102,7 +102,10 @@ void webhook_payload(buf_t *out, const webhook_article_t *a)
     }
     buf_puts(out, "], \"title\": ");
     py_opt_string(out, a->title);
-    buf_printf(out, ", \"word_count\": %lld}", (long long)a->word_count);
+    if (a->word_count < 0)
+        buf_puts(out, ", \"word_count\": null}");
+    else
+        buf_printf(out, ", \"word_count\": %lld}", (long long)a->word_count);
 }
 
 void webhook_test_payload(buf_t *out, const char *timestamp)

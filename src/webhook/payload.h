@@ -29,7 +29,7 @@ typedef struct st_webhook_article_t {
     const char *slug;
     const webhook_source_t *sources;
     size_t source_count;
-    int64_t word_count;
+    int64_t word_count;       /* -1: null */
     const char *scheduled_at; /* ISO-8601 */
     const char *created_at;
 } webhook_article_t;

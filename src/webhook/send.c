@@ -65,7 +65,8 @@ static void on_response(net_op_t *op)
         s->pub.success = 1;
         s->pub.published_url = published_url(&op->body);
     } else if (op->status >= 300 && op->status < 400) {
-        snprintf(s->error, sizeof(s->error), "HTTP %ld (redirects are not followed)", op->status);
+        /* Redirects are not followed: the 3xx is the answer, and a failure like any other non-2xx. */
+        snprintf(s->error, sizeof(s->error), "HTTP %ld", op->status);
         s->pub.error = s->error;
     } else {
         snprintf(s->error, sizeof(s->error), "HTTP %ld", op->status);

@@ -170,6 +170,11 @@ def test_patch(env, a, b, integ):
     tap.is_((got.get("topic"), got.get("category"), got.get("content"), got.get("scheduled_at"), got.get("status")),
             ("New topic", "Tech", "# Hello", "2031-05-05T10:00:00.000000Z", "queued"), "PATCH changes the fields")
     tap.is_(set(got), ARTICLE_FIELDS, "PATCH returns the Article")
+    tap.is_((got.get("content_html"), got.get("word_count")), ("<h1>Hello</h1>\n", 1),
+            "new content brings its HTML and word count")
+    r = a.req("PATCH", "/articles/" + art["id"], body={"status": None, "category": "Tech"})
+    tap.is_((r.status, r.json.get("article", {}).get("status")), (200, "queued"),
+            "\"status\": null counts as absent (not 422)")
     r = a.req("PATCH", "/articles/" + art["id"], body={"status": "completed"})
     check_422(r, ("body", "status"), "status is not writable (422)", "extra_forbidden")
     tap.is_(a.req("GET", "/articles/" + art["id"]).json["status"], "queued", "the status did not change")
@@ -227,6 +232,11 @@ def test_internal_and_retry(env, a):
     check_422(env.internal({"article_id": aid, "tokens_used": 1, "status": "posted"}), ("body", "status"),
               "internal status other than completed|failed is 422")
     check_422(env.internal({"article_id": "x", "tokens_used": 1}), ("body", "article_id"), "bad article_id is 422")
+
+    r = env.internal({"article_id": aid, "tokens_used": 5, "status": "completed"})
+    tap.is_((r.status, r.json), (400, {"detail": "Cannot complete an article without content"}),
+            "completing an article that has no content is refused")
+    tap.is_(a.req("GET", "/articles/" + aid).json["status"], "queued", "and changes nothing")
 
     bal = a.credits()
     r = env.internal(body)
@@ -293,6 +303,8 @@ def test_internal_and_retry(env, a):
     got = a.req("GET", "/articles/" + art["id"]).json
     tap.is_((got["status"], got["content"], got["tokens_used"], got["error_message"]),
             ("completed", "# Done\n\nBody", 4321, None), "completed with content and tokens")
+    tap.is_((got["content_html"], got["word_count"]), ("<h1>Done</h1>\n<p>Body</p>\n", 2),
+            "the content's HTML and word count are recorded with it")
     tap.ok(re.match(ISO_Z, got["completed_at"] or ""), "completed_at is set", got["completed_at"])
     again = env.internal({"article_id": art["id"], "tokens_used": 4321, "status": "completed",
                           "content": "# Done\n\nBody"})

@@ -126,7 +126,7 @@ def test_loopback_refused(env, stub):
     art1 = wait_article(u, a1, final, 15)
     art2 = wait_article(u, a2, final, 15)
     tap.is_((art1["status"], art1["last_posting_error"]),
-            ("delivery_failed", "target not allowed: 127.0.0.1 is a loopback address"),
+            ("delivery_failed", "target not allowed: resolves to a loopback address"),
             "ALLOW_PRIVATE_URLS=0: a 127.0.0.1 target is refused with a clear last_posting_error")
     tap.ok(art2["status"] == "delivery_failed" and (art2["last_posting_error"] or "").startswith(
         "target not allowed:") and "loopback" in art2["last_posting_error"],
