@@ -903,6 +903,20 @@ void articles_deliver(http_req_t *req)
 
 /* ---- GET /articles/{id}/deliveries ---- */
 
+static void write_delivery(json_writer_t *w, const PGresult *res, int row)
+{
+    jw_object_begin(w);
+    jw_col_string(w, res, row, "id");
+    jw_col_int(w, res, row, "attempt");
+    jw_col_string(w, res, row, "integration_id");
+    jw_col_string(w, res, row, "url");
+    jw_col_int(w, res, row, "status_code");
+    jw_col_string(w, res, row, "error");
+    jw_col_int(w, res, row, "duration_ms");
+    jw_col_ts(w, res, row, "created_at");
+    jw_object_end(w);
+}
+
 static void on_deliveries(const db_result_t *r, size_t n, void *data)
 {
     (void)n;
@@ -913,26 +927,7 @@ static void on_deliveries(const db_result_t *r, size_t n, void *data)
         http_reply_error(req, 404, "Article not found");
         return;
     }
-    const PGresult *res = r[1].res;
-    buf_t body = BUF_INIT;
-    json_writer_t w;
-    jw_init(&w, &body);
-    jw_array_begin(&w);
-    for (int i = 0; i < PQntuples(res); i++) {
-        jw_object_begin(&w);
-        jw_col_string(&w, res, i, "id");
-        jw_col_int(&w, res, i, "attempt");
-        jw_col_string(&w, res, i, "integration_id");
-        jw_col_string(&w, res, i, "url");
-        jw_col_int(&w, res, i, "status_code");
-        jw_col_string(&w, res, i, "error");
-        jw_col_int(&w, res, i, "duration_ms");
-        jw_col_ts(&w, res, i, "created_at");
-        jw_object_end(&w);
-    }
-    jw_array_end(&w);
-    http_reply_json(req, 200, &body);
-    buf_free(&body);
+    kit_reply_rows(req, r[1].res, write_delivery);
 }
 
 /* Runs "<exists statement>" then "<list statement>" for path id i (named name) with paging. */

@@ -824,36 +824,31 @@ void apikeys_create(http_req_t *req)
     v_free(&v);
 }
 
+static void write_apikey(json_writer_t *w, const PGresult *res, int row)
+{
+    jw_object_begin(w);
+    jw_key(w, "id");
+    jw_string(w, db_value(res, row, "id"));
+    jw_key(w, "name");
+    jw_string(w, db_value(res, row, "name"));
+    jw_key(w, "prefix");
+    jw_string(w, db_value(res, row, "prefix"));
+    jw_key(w, "created_at");
+    kit_jw_ts(w, db_value(res, row, "created_at"));
+    jw_key(w, "last_used_at");
+    kit_jw_ts(w, db_value(res, row, "last_used_at"));
+    jw_key(w, "revoked_at");
+    kit_jw_ts(w, db_value(res, row, "revoked_at"));
+    jw_object_end(w);
+}
+
 static void on_apikeys_listed(const db_result_t *r, size_t n, void *data)
 {
     (void)n;
     http_req_t *req = data;
     if (kit_db_failed(req, &r[0], "listing API keys"))
         return;
-    const PGresult *res = r[0].res;
-    buf_t body = BUF_INIT;
-    json_writer_t w;
-    jw_init(&w, &body);
-    jw_array_begin(&w);
-    for (int i = 0; i < PQntuples(res); i++) {
-        jw_object_begin(&w);
-        jw_key(&w, "id");
-        jw_string(&w, db_value(res, i, "id"));
-        jw_key(&w, "name");
-        jw_string(&w, db_value(res, i, "name"));
-        jw_key(&w, "prefix");
-        jw_string(&w, db_value(res, i, "prefix"));
-        jw_key(&w, "created_at");
-        kit_jw_ts(&w, db_value(res, i, "created_at"));
-        jw_key(&w, "last_used_at");
-        kit_jw_ts(&w, db_value(res, i, "last_used_at"));
-        jw_key(&w, "revoked_at");
-        kit_jw_ts(&w, db_value(res, i, "revoked_at"));
-        jw_object_end(&w);
-    }
-    jw_array_end(&w);
-    http_reply_json(req, 200, &body);
-    buf_free(&body);
+    kit_reply_rows(req, r[0].res, write_apikey);
 }
 
 void apikeys_list(http_req_t *req)

@@ -654,15 +654,7 @@ static void on_list(const db_result_t *r, size_t n, void *data)
     http_req_t *req = data;
     if (kit_db_failed(req, &r[0], "listing campaigns"))
         return;
-    buf_t body = BUF_INIT;
-    json_writer_t w;
-    jw_init(&w, &body);
-    jw_array_begin(&w);
-    for (int i = 0; i < PQntuples(r[0].res); i++)
-        write_campaign(&w, r[0].res, i);
-    jw_array_end(&w);
-    http_reply_json(req, 200, &body);
-    buf_free(&body);
+    kit_reply_rows(req, r[0].res, write_campaign);
 }
 
 void campaigns_list(http_req_t *req)

@@ -82,42 +82,37 @@ static void jw_opt_int(json_writer_t *w, const PGresult *res, int row, const cha
         jw_int(w, db_int(res, row, col));
 }
 
+static void write_transaction(json_writer_t *w, const PGresult *res, int row)
+{
+    jw_object_begin(w);
+    jw_key(w, "id");
+    jw_string(w, db_value(res, row, "id"));
+    jw_key(w, "amount");
+    jw_int(w, db_int(res, row, "amount"));
+    jw_key(w, "balance_after");
+    jw_int(w, db_int(res, row, "balance_after"));
+    jw_key(w, "type");
+    jw_string(w, db_value(res, row, "type"));
+    jw_key(w, "reference_type");
+    jw_string(w, db_value(res, row, "reference_type"));
+    jw_key(w, "reference_id");
+    jw_string(w, db_value(res, row, "reference_id"));
+    jw_key(w, "description");
+    jw_string(w, db_value(res, row, "description"));
+    jw_key(w, "tokens_consumed");
+    jw_opt_int(w, res, row, "tokens_consumed");
+    jw_key(w, "created_at");
+    kit_jw_ts(w, db_value(res, row, "created_at"));
+    jw_object_end(w);
+}
+
 static void on_ledger(const db_result_t *r, size_t n, void *data)
 {
     (void)n;
     http_req_t *req = data;
     if (kit_db_failed(req, &r[0], "listing credit transactions"))
         return;
-    const PGresult *res = r[0].res;
-    buf_t body = BUF_INIT;
-    json_writer_t w;
-    jw_init(&w, &body);
-    jw_array_begin(&w);
-    for (int i = 0; i < PQntuples(res); i++) {
-        jw_object_begin(&w);
-        jw_key(&w, "id");
-        jw_string(&w, db_value(res, i, "id"));
-        jw_key(&w, "amount");
-        jw_int(&w, db_int(res, i, "amount"));
-        jw_key(&w, "balance_after");
-        jw_int(&w, db_int(res, i, "balance_after"));
-        jw_key(&w, "type");
-        jw_string(&w, db_value(res, i, "type"));
-        jw_key(&w, "reference_type");
-        jw_string(&w, db_value(res, i, "reference_type"));
-        jw_key(&w, "reference_id");
-        jw_string(&w, db_value(res, i, "reference_id"));
-        jw_key(&w, "description");
-        jw_string(&w, db_value(res, i, "description"));
-        jw_key(&w, "tokens_consumed");
-        jw_opt_int(&w, res, i, "tokens_consumed");
-        jw_key(&w, "created_at");
-        kit_jw_ts(&w, db_value(res, i, "created_at"));
-        jw_object_end(&w);
-    }
-    jw_array_end(&w);
-    http_reply_json(req, 200, &body);
-    buf_free(&body);
+    kit_reply_rows(req, r[0].res, write_transaction);
 }
 
 void credits_transactions(http_req_t *req)

@@ -170,21 +170,19 @@ void integrations_create(http_req_t *req)
     v_free(&v);
 }
 
+/* A list never shows the secret. */
+static void write_listed_integration(json_writer_t *w, const PGresult *res, int row)
+{
+    write_integration(w, res, row, 0);
+}
+
 static void on_list(const db_result_t *r, size_t n, void *data)
 {
     (void)n;
     http_req_t *req = data;
     if (kit_db_failed(req, &r[0], "listing integrations"))
         return;
-    buf_t body = BUF_INIT;
-    json_writer_t w;
-    jw_init(&w, &body);
-    jw_array_begin(&w);
-    for (int i = 0; i < PQntuples(r[0].res); i++)
-        write_integration(&w, r[0].res, i, 0);
-    jw_array_end(&w);
-    http_reply_json(req, 200, &body);
-    buf_free(&body);
+    kit_reply_rows(req, r[0].res, write_listed_integration);
 }
 
 void integrations_list(http_req_t *req)

@@ -319,6 +319,19 @@ void kit_user_page(http_req_t *req, const char *stmt, db_batch_cb cb)
         kit_db_busy(req);
 }
 
+void kit_reply_rows(http_req_t *req, const PGresult *res, kit_row_writer write)
+{
+    buf_t body = BUF_INIT;
+    json_writer_t w;
+    jw_init(&w, &body);
+    jw_array_begin(&w);
+    for (int i = 0; i < PQntuples(res); i++)
+        write(&w, res, i);
+    jw_array_end(&w);
+    http_reply_json(req, 200, &body);
+    buf_free(&body);
+}
+
 int kit_db_failed(http_req_t *req, const db_result_t *r, const char *action)
 {
     if (r->err == NULL)

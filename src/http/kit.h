@@ -81,6 +81,11 @@ int kit_paging_text(http_req_t *req, char skip[24], char limit[24]);
  * calls cb with req as data; replies 422 (bad paging) or 503 (pool full) itself. */
 void kit_user_page(http_req_t *req, const char *stmt, db_batch_cb cb);
 
+/** Writes one row of res as a JSON object. */
+typedef void (*kit_row_writer)(json_writer_t *w, const PGresult *res, int row);
+/** Replies 200 with a JSON array holding write(row) for every row of res. */
+void kit_reply_rows(http_req_t *req, const PGresult *res, kit_row_writer write);
+
 /** When r failed, replies (503 when the database is unreachable or busy, 500 otherwise, logging the error
  * with action) and returns 1; returns 0 when r succeeded. */
 int kit_db_failed(http_req_t *req, const db_result_t *r, const char *action);

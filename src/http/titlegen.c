@@ -36,34 +36,28 @@ static void titlegen_free(titlegen_t *t)
     free(t);
 }
 
+static void write_title(json_writer_t *w, const PGresult *res, int row)
+{
+    jw_object_begin(w);
+    jw_key(w, "id");
+    jw_string(w, db_value(res, row, "id"));
+    jw_key(w, "title");
+    jw_string(w, db_value(res, row, "title"));
+    jw_key(w, "description");
+    jw_string(w, db_value(res, row, "description"));
+    jw_key(w, "status");
+    jw_string(w, db_value(res, row, "status"));
+    jw_key(w, "created_at");
+    kit_jw_ts(w, db_value(res, row, "created_at"));
+    jw_object_end(w);
+}
+
 static void on_titles_stored(const db_result_t *r, size_t n, void *data)
 {
     (void)n;
     titlegen_t *t = data;
-    if (!kit_db_failed(t->req, &r[0], "storing generated titles")) {
-        const PGresult *res = r[0].res;
-        buf_t body = BUF_INIT;
-        json_writer_t w;
-        jw_init(&w, &body);
-        jw_array_begin(&w);
-        for (int i = 0; i < PQntuples(res); i++) {
-            jw_object_begin(&w);
-            jw_key(&w, "id");
-            jw_string(&w, db_value(res, i, "id"));
-            jw_key(&w, "title");
-            jw_string(&w, db_value(res, i, "title"));
-            jw_key(&w, "description");
-            jw_string(&w, db_value(res, i, "description"));
-            jw_key(&w, "status");
-            jw_string(&w, db_value(res, i, "status"));
-            jw_key(&w, "created_at");
-            kit_jw_ts(&w, db_value(res, i, "created_at"));
-            jw_object_end(&w);
-        }
-        jw_array_end(&w);
-        http_reply_json(t->req, 200, &body);
-        buf_free(&body);
-    }
+    if (!kit_db_failed(t->req, &r[0], "storing generated titles"))
+        kit_reply_rows(t->req, r[0].res, write_title);
     titlegen_free(t);
 }
 
