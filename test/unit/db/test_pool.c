@@ -8,6 +8,7 @@
 #include "core/alloc.h"
 #include "core/log.h"
 #include "core/timeutil.h"
+#include "pgtest.h"
 #include "tap.h"
 
 #include <pthread.h>
@@ -50,62 +51,6 @@ static int run_until_count(const int *counter, int want, int timeout_ms)
     while (*counter < want && time_mono_ms() < end)
         run_until(&never, 20);
     return *counter >= want;
-}
-
-/* A conninfo in key=value form from the base URL, with some keys replaced (NULL value: left as is). */
-static char *conninfo_with(const char *dbname, const char *appname)
-{
-    char *errmsg = NULL;
-    PQconninfoOption *opts = PQconninfoParse(base_url, &errmsg);
-    if (opts == NULL) {
-        printf("Bail out! cannot parse INKLOOP_TEST_DATABASE_URL: %s\n", errmsg);
-        exit(1);
-    }
-    char *out = xstrdup("");
-    for (PQconninfoOption *o = opts; o->keyword != NULL; o++) {
-        const char *v = o->val;
-        if (dbname != NULL && strcmp(o->keyword, "dbname") == 0)
-            v = dbname;
-        if (appname != NULL && strcmp(o->keyword, "application_name") == 0)
-            v = appname;
-        if (v == NULL || v[0] == '\0')
-            continue;
-        char *quoted = xmalloc(strlen(v) * 2 + 3), *p = quoted;
-        *p++ = '\'';
-        for (const char *s = v; *s; s++) {
-            if (*s == '\'' || *s == '\\')
-                *p++ = '\\';
-            *p++ = *s;
-        }
-        *p++ = '\'';
-        *p = '\0';
-        char *next = xasprintf("%s%s%s=%s", out, out[0] ? " " : "", o->keyword, quoted);
-        free(out);
-        free(quoted);
-        out = next;
-    }
-    PQconninfoFree(opts);
-    return out;
-}
-
-static PGconn *plain_connect(const char *conninfo)
-{
-    PGconn *pg = PQconnectdb(conninfo);
-    if (PQstatus(pg) != CONNECTION_OK) {
-        printf("Bail out! cannot connect: %s\n", PQerrorMessage(pg));
-        exit(1);
-    }
-    return pg;
-}
-
-static void plain_exec(PGconn *pg, const char *sql)
-{
-    PGresult *r = PQexec(pg, sql);
-    if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK) {
-        printf("Bail out! %s: %s\n", sql, PQerrorMessage(pg));
-        exit(1);
-    }
-    PQclear(r);
 }
 
 static long plain_count(PGconn *pg, const char *sql)
@@ -335,7 +280,7 @@ static void test_failing_batch(PGconn *admin)
 {
     int pid = (int)getpid();
     char *sql;
-#define ADMIN(fmt) (sql = sqlf(fmt, pid), plain_exec(admin, sql), free(sql))
+#define ADMIN(fmt) (sql = sqlf(fmt, pid), pgtest_exec(admin, sql), free(sql))
 #define COUNT(fmt) (sql = sqlf(fmt, pid), count = plain_count(admin, sql), free(sql), count)
     long count;
     ADMIN("CREATE TABLE pool_u_%d (id int PRIMARY KEY)");
@@ -394,7 +339,7 @@ static long terminate_pool_backends(PGconn *admin)
 
 static void test_reconnect(PGconn *admin)
 {
-    char *conninfo = conninfo_with(NULL, app_name);
+    char *conninfo = pgtest_conninfo(base_url, NULL, app_name);
     db_pool_t *pool = make_pool(conninfo, 2, 4, 100);
     db_pool_prepare(pool, "echo", "SELECT $1::int AS v");
     db_pool_start(pool);
@@ -587,12 +532,12 @@ static void test_migrate(PGconn *admin)
         snprintf(dbname[i], sizeof(dbname[i]), "inkloop_test_migrate_%d_%d", (int)getpid(), i);
         char sql[300];
         snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s", dbname[i]);
-        plain_exec(admin, sql);
+        pgtest_exec(admin, sql);
         snprintf(sql, sizeof(sql), "CREATE DATABASE %s", dbname[i]);
-        plain_exec(admin, sql);
+        pgtest_exec(admin, sql);
     }
-    char *ci0 = conninfo_with(dbname[0], NULL), *ci1 = conninfo_with(dbname[1], NULL),
-         *ci2 = conninfo_with(dbname[2], NULL);
+    char *ci0 = pgtest_conninfo(base_url, dbname[0], NULL), *ci1 = pgtest_conninfo(base_url, dbname[1], NULL),
+         *ci2 = pgtest_conninfo(base_url, dbname[2], NULL);
     char err[300] = "";
     int applied = -1;
 #define RESET_ERR() (err[0] = '\0')
@@ -614,7 +559,7 @@ static void test_migrate(PGconn *admin)
                "migrate: a failing file fails");
     TAP_OK(strstr(err, "0004_broken.sql") != NULL && strstr(err, "missing_table") != NULL,
            "migrate: the error names the file and the server's message (%s)", err);
-    PGconn *scratch = plain_connect(ci0);
+    PGconn *scratch = pgtest_connect(ci0);
     TAP_IS_INT(plain_count(scratch, "SELECT count(*) FROM pg_tables WHERE tablename = 'four'"), 0,
                "migrate: the failing file's transaction rolled back");
     TAP_IS_INT(plain_count(scratch, "SELECT count(*) FROM schema_migrations"), 3, "migrate: three recorded");
@@ -632,7 +577,7 @@ static void test_migrate(PGconn *admin)
         pthread_join(th[i], NULL);
     TAP_OK(m[0].rc == 0 && m[1].rc == 0, "concurrent migrate: both succeed (%s%s)", m[0].err, m[1].err);
     TAP_IS_INT(m[0].applied + m[1].applied, 3, "concurrent migrate: three applied in all");
-    scratch = plain_connect(ci1);
+    scratch = pgtest_connect(ci1);
     TAP_IS_INT(plain_count(scratch, "SELECT count(*) FROM schema_migrations"), 3,
                "concurrent migrate: 3 rows");
     TAP_IS_INT(plain_count(scratch, "SELECT count(*) FROM one"), 2, "concurrent migrate: data inserted once");
@@ -651,7 +596,7 @@ static void test_migrate(PGconn *admin)
     for (int i = 0; i < 3; i++) {
         char sql[300];
         snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s", dbname[i]);
-        plain_exec(admin, sql);
+        pgtest_exec(admin, sql);
     }
     free(ci0);
     free(ci1);
@@ -673,8 +618,8 @@ int main(void)
     snprintf(app_name, sizeof(app_name), "inkloop_pool_test_%d", (int)getpid());
     if (uv_loop_init(&loop) != 0)
         return 1;
-    PGconn *admin = plain_connect(base_url);
-    plain_exec(admin, "SET client_min_messages = warning");
+    PGconn *admin = pgtest_connect(base_url);
+    pgtest_exec(admin, "SET client_min_messages = warning");
 
     test_fifo_pairing(3, 4, 400);
     test_fifo_pairing(2, 200, 50);

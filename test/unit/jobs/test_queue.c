@@ -12,6 +12,7 @@
 #include "db/listen.h"
 #include "db/migrate.h"
 #include "jobs/queue.h"
+#include "pgtest.h"
 #include "tap.h"
 
 #include <errno.h>
@@ -60,51 +61,6 @@ static void run_for(int ms)
 
 /* ---- database helpers ---- */
 
-static char *conninfo_for(const char *db, const char *appname)
-{
-    char *errmsg = NULL;
-    PQconninfoOption *opts = PQconninfoParse(base_url, &errmsg);
-    if (opts == NULL) {
-        printf("Bail out! cannot parse INKLOOP_TEST_DATABASE_URL: %s\n", errmsg);
-        exit(1);
-    }
-    char *out = xstrdup("");
-    for (PQconninfoOption *o = opts; o->keyword != NULL; o++) {
-        const char *v = o->val;
-        if (db != NULL && strcmp(o->keyword, "dbname") == 0)
-            v = db;
-        if (appname != NULL && strcmp(o->keyword, "application_name") == 0)
-            v = appname;
-        if (v == NULL || v[0] == '\0')
-            continue;
-        char *next = xasprintf("%s%s%s='%s'", out, out[0] ? " " : "", o->keyword, v);
-        free(out);
-        out = next;
-    }
-    PQconninfoFree(opts);
-    return out;
-}
-
-static PGconn *plain_connect(const char *conninfo)
-{
-    PGconn *pg = PQconnectdb(conninfo);
-    if (PQstatus(pg) != CONNECTION_OK) {
-        printf("Bail out! cannot connect: %s\n", PQerrorMessage(pg));
-        exit(1);
-    }
-    return pg;
-}
-
-static void plain_exec(PGconn *pg, const char *sql)
-{
-    PGresult *r = PQexec(pg, sql);
-    if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK) {
-        printf("Bail out! %s: %s\n", sql, PQerrorMessage(pg));
-        exit(1);
-    }
-    PQclear(r);
-}
-
 static long count(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static long count(const char *fmt, ...)
 {
@@ -125,8 +81,8 @@ static long count(const char *fmt, ...)
 
 static void reset_tables(void)
 {
-    plain_exec(tdb, "DELETE FROM jobs");
-    plain_exec(tdb, "DELETE FROM articles");
+    pgtest_exec(tdb, "DELETE FROM jobs");
+    pgtest_exec(tdb, "DELETE FROM articles");
 }
 
 /* n articles, each with one job of kind, due at run_at (SQL expression). */
@@ -138,7 +94,7 @@ static void enqueue(int n, const char *kind, const char *run_at, int max_attempt
              "FROM generate_series(1, %d) RETURNING id) "
              "INSERT INTO jobs (kind, article_id, run_at, max_attempts) SELECT '%s', id, %s, %d FROM a",
              user_id, n, kind, run_at, max_attempts);
-    plain_exec(tdb, sql);
+    pgtest_exec(tdb, sql);
 }
 
 static db_pool_t *make_pool(int size)
@@ -359,7 +315,7 @@ static void test_enqueue(void)
     TAP_IS_INT(again.rows, 0, "enqueue: a duplicate active job inserts nothing");
 
     /* The article insert fails (duplicate id): the job goes with it. */
-    plain_exec(tdb, "DELETE FROM jobs");
+    pgtest_exec(tdb, "DELETE FROM jobs");
     batch_out_t failed = {0};
     db_batch(pool, stmts, 2, on_batch, &failed);
     TAP_OK(run_until_at_least(&failed.done, 1, 5000) && failed.err[0] != '\0', "enqueue: the batch fails");
@@ -722,7 +678,7 @@ static void test_lease_renewal(void)
     jobs_runner_start(r);
     enqueue(1, "generate_article", "now()", 5);
     TAP_OK(run_until_at_least(&t2.started, 1, 3000), "lost: the job started");
-    plain_exec(tdb, "UPDATE jobs SET locked_by = 'thief' WHERE state = 'running'");
+    pgtest_exec(tdb, "UPDATE jobs SET locked_by = 'thief' WHERE state = 'running'");
     TAP_OK(run_until_at_least(&t2.cancels, 1, 2000), "lost: the handler was told to stop");
     jobs_runner_stats(r, &st);
     TAP_IS_INT(st.lost, 1, "lost: counted");
@@ -873,7 +829,7 @@ static void test_listen_reconnect(void)
 {
     char app[64];
     snprintf(app, sizeof(app), "inkloop_listen_test_%d", (int)getpid());
-    char *ci = conninfo_for(dbname, app);
+    char *ci = pgtest_conninfo(base_url, dbname, app);
     listen_out_t o = {0};
     db_listen_config_t cfg = {.conninfo = ci, .backoff_min_ms = 20, .backoff_max_ms = 100};
     db_listen_t *l = db_listen_create(&loop, &cfg, on_test_notify, on_test_listening, &o);
@@ -881,21 +837,21 @@ static void test_listen_reconnect(void)
     db_listen_start(l);
     TAP_IS_INT(db_listen_add(l, "late"), -1, "listen: no channel added after start");
     TAP_OK(run_until_at_least(&o.ready, 1, 5000) && o.reconnected == 0, "listen: subscribed");
-    plain_exec(tdb, "NOTIFY inkloop_test, 'one'");
+    pgtest_exec(tdb, "NOTIFY inkloop_test, 'one'");
     TAP_OK(run_until_at_least(&o.notes, 1, 2000), "listen: notification delivered");
     TAP_IS_STR(o.payload, "one", "listen: with its payload");
     char sql[256];
     snprintf(sql, sizeof(sql),
              "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '%s'", app);
-    plain_exec(tdb, sql);
+    pgtest_exec(tdb, sql);
     TAP_OK(run_until_at_least(&o.reconnected, 1, 5000), "listen: reconnected, and said so");
     TAP_OK(db_listen_ready(l), "listen: ready again");
-    plain_exec(tdb, "NOTIFY inkloop_test, 'two'");
+    pgtest_exec(tdb, "NOTIFY inkloop_test, 'two'");
     TAP_OK(run_until_at_least(&o.notes, 2, 2000), "listen: notifications flow again");
     TAP_IS_STR(o.payload, "two", "listen: the new payload");
     int closed = 0;
     db_listen_close(l, on_flag, &closed);
-    plain_exec(tdb, "NOTIFY inkloop_test, 'three'");
+    pgtest_exec(tdb, "NOTIFY inkloop_test, 'three'");
     TAP_OK(run_until_at_least(&closed, 1, 2000) && o.notes == 2, "listen: closed; nothing delivered after");
     free(ci);
 }
@@ -920,20 +876,20 @@ int main(int argc, char **argv)
         return 1;
 
     /* A fresh database with the real schema. */
-    PGconn *admin = plain_connect(base_url);
-    plain_exec(admin, "SET client_min_messages = warning");
+    PGconn *admin = pgtest_connect(base_url);
+    pgtest_exec(admin, "SET client_min_messages = warning");
     snprintf(dbname, sizeof(dbname), "inkloop_test_jobs_%d", (int)getpid());
     char sql[256];
     snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s", dbname);
-    plain_exec(admin, sql);
+    pgtest_exec(admin, sql);
     snprintf(sql, sizeof(sql), "CREATE DATABASE %s", dbname);
-    plain_exec(admin, sql);
-    test_conninfo = conninfo_for(dbname, NULL);
+    pgtest_exec(admin, sql);
+    test_conninfo = pgtest_conninfo(base_url, dbname, NULL);
     char err[512];
     int applied = 0;
     TAP_IS_INT(db_migrate(test_conninfo, &applied, err, sizeof(err)), 0, "schema applied (%s)", err);
-    tdb = plain_connect(test_conninfo);
-    plain_exec(tdb, "SET client_min_messages = warning");
+    tdb = pgtest_connect(test_conninfo);
+    pgtest_exec(tdb, "SET client_min_messages = warning");
     PGresult *u = PQexec(tdb, "INSERT INTO users (email, username, password_hash) "
                               "VALUES ('jobs@example.com', 'jobs_test', 'x') RETURNING id");
     if (PQresultStatus(u) != PGRES_TUPLES_OK) {
@@ -960,7 +916,7 @@ int main(int argc, char **argv)
     TAP_IS_INT(uv_loop_close(&loop), 0, "every handle closed (uv_loop_close == 0)");
     PQfinish(tdb);
     snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s WITH (FORCE)", dbname);
-    plain_exec(admin, sql);
+    pgtest_exec(admin, sql);
     PQfinish(admin);
     free(test_conninfo);
     return tap_done();
