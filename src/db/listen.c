@@ -13,12 +13,12 @@
 #include "core/buf.h"
 #include "core/log.h"
 #include "db/listen.h"
+#include "db/pgwatch.h"
 #include "db/query.h"
 
 #include <libpq-fe.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 static const char ACTION[] = "listening for database notifications";
@@ -53,11 +53,7 @@ struct st_db_listen_t {
     size_t nchannels;
     listen_state_t state;
     PGconn *pg;
-    uv_poll_t *poll; /* the one poll handle on the current socket, NULL when none */
-    int poll_fd;
-    dev_t poll_dev; /* with poll_ino, tells a new socket from a closed one whose number was reused */
-    ino_t poll_ino;
-    int poll_events;
+    pg_watch_t watch; /* the one poll handle on the current socket (pgwatch.h) */
     uv_timer_t timer; /* the deadline (or delay) of the current state */
     int timer_fired;
     int query_pending; /* LISTEN or keepalive sent, its final NULL result not yet read */
@@ -167,12 +163,7 @@ static void on_timer_closed(uv_handle_t *handle)
  * descriptor by itself, and libuv would then fail to modify a registration that no longer exists. */
 static void drop_poll(db_listen_t *l)
 {
-    if (l->poll == NULL)
-        return;
-    check_uv(uv_poll_stop(l->poll), "stopping socket poll");
-    uv_close((uv_handle_t *)l->poll, on_poll_closed);
-    l->poll = NULL;
-    l->poll_events = 0;
+    pg_watch_drop(&l->watch, on_poll_closed);
 }
 
 static void drop_pg(db_listen_t *l)
@@ -185,43 +176,15 @@ static void drop_pg(db_listen_t *l)
     l->query_pending = 0;
 }
 
-/* Watches the socket for events. PQsocket is read again every time because libpq opens a new socket for
- * each host and SSL mode it tries, possibly under the same descriptor number: a new socket gets a new handle
- * (never two handles on one descriptor: the old one is stopped first). Returns 0 or a uv error. */
+/* Watches the socket for events (pgwatch.h: a new socket while connecting gets a new handle). */
 static int watch_socket(db_listen_t *l, int events)
 {
-    int fd = PQsocket(l->pg);
-    if (fd < 0)
-        return UV_EBADF;
-    if (l->state == LISTEN_CONNECTING || l->poll == NULL) {
-        struct stat st;
-        if (fstat(fd, &st) != 0)
-            return UV_EBADF;
-        if (l->poll != NULL && (l->poll_fd != fd || l->poll_dev != st.st_dev || l->poll_ino != st.st_ino))
-            drop_poll(l);
-        if (l->poll == NULL) {
-            uv_poll_t *poll = xmalloc(sizeof(*poll));
-            int rc = uv_poll_init(l->loop, poll, fd);
-            if (rc != 0) {
-                free(poll);
-                return rc;
-            }
-            poll->data = l;
-            l->handles++;
-            l->poll = poll;
-            l->poll_fd = fd;
-            l->poll_dev = st.st_dev;
-            l->poll_ino = st.st_ino;
-            l->poll_events = 0;
-        }
-    }
-    if (events != l->poll_events) {
-        int rc = uv_poll_start(l->poll, events, on_poll);
-        if (rc != 0)
-            return rc;
-        l->poll_events = events;
-    }
-    return 0;
+    int created;
+    int rc = pg_watch(&l->watch, l->loop, l->pg, l->state == LISTEN_CONNECTING, events, on_poll,
+                      on_poll_closed, l, &created);
+    if (created)
+        l->handles++;
+    return rc;
 }
 
 static void on_timer(uv_timer_t *timer)
@@ -367,7 +330,7 @@ static void on_poll(uv_poll_t *handle, int status, int events)
     if (status < 0) {
         /* libuv reports POLLERR as an error and stops the handle. While connecting that is an ordinary
          * refused connect that PQconnectPoll reads and moves past; afterwards the socket has failed. */
-        l->poll_events = 0;
+        l->watch.events = 0;
         if (l->state == LISTEN_CONNECTING) {
             listen_advance(l);
             return;

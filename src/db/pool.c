@@ -13,12 +13,12 @@
 #include "core/alloc.h"
 #include "core/log.h"
 #include "db/db.h"
+#include "db/pgwatch.h"
 #include "db/query.h"
 
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #define CONNECT_TIMEOUT_MS 10000
@@ -56,12 +56,7 @@ typedef struct st_db_conn_t {
     int index;
     conn_state_t state;
     PGconn *pg;
-    uv_poll_t *poll; /* the one poll handle on the current socket, NULL when none */
-    int poll_fd;
-    dev_t
-        poll_dev; /* with poll_ino, tells a new socket from a closed one whose descriptor number was reused */
-    ino_t poll_ino;
-    int poll_events;
+    pg_watch_t watch; /* the one poll handle on the current socket (pgwatch.h) */
     uv_timer_t timer; /* the deadline (or delay) of the current state */
     int timer_fired;
     query_list_t inflight;
@@ -213,12 +208,7 @@ static void arm_defer(db_pool_t *pool)
  * descriptor by itself, and libuv would then fail to modify a registration that no longer exists. */
 static void drop_poll(db_conn_t *conn)
 {
-    if (conn->poll == NULL)
-        return;
-    check_uv(uv_poll_stop(conn->poll), "stopping socket poll");
-    uv_close((uv_handle_t *)conn->poll, on_poll_closed);
-    conn->poll = NULL;
-    conn->poll_events = 0;
+    pg_watch_drop(&conn->watch, on_poll_closed);
 }
 
 static void drop_pg(db_conn_t *conn)
@@ -230,46 +220,15 @@ static void drop_pg(db_conn_t *conn)
     }
 }
 
-/* Watches the connection's socket for events; a new socket (libpq tries hosts and SSL modes in turn, each on
- * a new socket, possibly with the same descriptor number) gets a new handle. Returns 0 or a uv error. */
+/* Watches the connection's socket for events (pgwatch.h: a new socket while connecting gets a new handle). */
 static int watch_socket(db_conn_t *conn, int events)
 {
-    int fd = PQsocket(conn->pg);
-    if (fd < 0)
-        return UV_EBADF;
-    if (conn->state == CONN_CONNECTING || conn->poll == NULL) {
-        struct stat st;
-        if (fstat(fd, &st) != 0)
-            return UV_EBADF;
-        if (conn->poll != NULL &&
-            (conn->poll_fd != fd || conn->poll_dev != st.st_dev || conn->poll_ino != st.st_ino)) {
-            log_debug(ACTION_CONNECT, "connection %d: libpq moved to a new socket (%d -> %d)", conn->index,
-                      conn->poll_fd, fd);
-            drop_poll(conn);
-        }
-        if (conn->poll == NULL) {
-            uv_poll_t *poll = xmalloc(sizeof(*poll));
-            int rc = uv_poll_init(conn->pool->loop, poll, fd);
-            if (rc != 0) {
-                free(poll);
-                return rc;
-            }
-            poll->data = conn;
-            conn->pool->handles++;
-            conn->poll = poll;
-            conn->poll_fd = fd;
-            conn->poll_dev = st.st_dev;
-            conn->poll_ino = st.st_ino;
-            conn->poll_events = 0;
-        }
-    }
-    if (events != conn->poll_events) {
-        int rc = uv_poll_start(conn->poll, events, on_poll);
-        if (rc != 0)
-            return rc;
-        conn->poll_events = events;
-    }
-    return 0;
+    int created;
+    int rc = pg_watch(&conn->watch, conn->pool->loop, conn->pg, conn->state == CONN_CONNECTING, events,
+                      on_poll, on_poll_closed, conn, &created);
+    if (created)
+        conn->pool->handles++;
+    return rc;
 }
 
 static void on_conn_timer(uv_timer_t *timer)
@@ -552,7 +511,7 @@ static void on_poll(uv_poll_t *handle, int status, int events)
         /* libuv reports POLLERR as UV_EBADF and stops the handle. While connecting that is an ordinary
          * refused connect: PQconnectPoll reads the socket's error and moves on to the next host or address.
          */
-        conn->poll_events = 0;
+        conn->watch.events = 0;
         if (conn->state == CONN_CONNECTING) {
             conn_advance(conn);
             return;
