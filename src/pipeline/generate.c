@@ -931,6 +931,12 @@ static void advance(gen_t *g)
                 fail_article(g, "Search failed: %s", g->search_err);
                 break;
             }
+            if (g->ncands == 0) {
+                /* Nothing found is not a finished research stage: it is not stored, so a retry searches
+                 * again. */
+                fail_article(g, "No sources could be scraped");
+                break;
+            }
             stage_finished(g, "research");
             char *json = candidates_json(g);
             char detail[64];
@@ -958,12 +964,13 @@ static void advance(gen_t *g)
             set_state(g, GEN_LOAD);
             break;
         case GEN_SCRAPE:
-            if (load_candidates(g) != 0) {
-                fail_article(g, "Stored research results are unreadable");
-                break;
-            }
-            if (g->ncands == 0) {
-                fail_article(g, "No sources could be scraped");
+            if (load_candidates(g) != 0 || g->ncands == 0) {
+                /* Stored research without a usable candidate (an empty result stored before empty results
+                 * stopped counting as done, or unreadable JSON) is no finished stage: search again. */
+                log_info("generating an article",
+                         "article %s: the stored research has no candidates; searching again", g->id);
+                clear_candidates(g);
+                set_state(g, GEN_RESEARCH);
                 break;
             }
             set_state(g, GEN_FETCHING);
