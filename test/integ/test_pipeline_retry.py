@@ -34,7 +34,8 @@ def retry_completes(site, stub, user, aid, desc):
     r = user.req("POST", "/articles/%s/retry" % aid)
     tap.is_((r.status, r.json.get("article", {}).get("status")), (200, "queued"), desc + ": retry accepted")
     a = user.wait_final(aid, timeout=30)
-    tap.is_((a and a["status"], a and a["error_message"]), ("completed", None), desc + ": the retried article completes")
+    tap.is_((a and a["status"], a and a["error_message"]), ("completed", None),
+            desc + ": the retried article completes")
     tap.ok(a is not None and len(a["sources"]) >= 1 and (a["content"] or "").startswith("# "),
            desc + ": with sources and content", a and a["sources"])
     tap.is_(a and a["retry_count"], 1, desc + ": retry_count 1")

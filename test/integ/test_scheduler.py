@@ -276,8 +276,8 @@ def main():
     tap.ok(wait_until(all_completed, 90, 0.5), "the UTC campaign's articles are generated (completed)",
            [x["status"] for x in arts(hu, cu)])
     done = arts(hu, cu)
-    tap.ok(all(x["topic"] == x["raw_query"] == x["title"] and (x["content"] or "").split("\n", 1)[0] == "# " + x["title"]
-               for x in done), "generated slot articles keep the slot's title as topic, title and the Markdown H1",
+    tap.ok(all(x["topic"] == x["raw_query"] == x["title"]
+               and (x["content"] or "").split("\n", 1)[0] == "# " + x["title"] for x in done), "generated slot articles keep the slot's title as topic, title and the Markdown H1",
            [(x["raw_query"], x["topic"], x["title"], (x["content"] or "")[:100]) for x in done])
 
     # -- title failures: last_error, the slot stays due, created by the next tick; never placeholders --
