@@ -57,12 +57,16 @@ static const db_named_sql_t statements[] = {
     {"article_enqueue_generate",
      "INSERT INTO jobs (kind, article_id) SELECT 'generate_article', unnest($1::uuid[])"
      " ON CONFLICT (article_id, kind) WHERE state IN ('queued', 'running') DO NOTHING"},
-    /* PATCH: null/absent fields keep their value. $6-$7 scheduled_at, read in the article's own timezone
-     * when it has no offset. A new integration gets a new webhook-id (Standard Webhooks ids are per article
-     * and integration; the deliverer mints one when it is NULL). A completed, undelivered article whose
-     * schedule or integration changes is (re)scheduled for delivery. */
+    /* PATCH: null/absent fields keep their value. New content brings its H1 as the title ($11), except while
+     * the article is generating (the pipeline's completion replaces the content, and a title stored then
+     * would be taken for the one the article was created with). $6-$7 scheduled_at, read in the article's
+     * own timezone when it has no offset. A new integration gets a new webhook-id (Standard Webhooks ids are
+     * per article and integration; the deliverer mints one when it is NULL). A completed, undelivered article
+     * whose schedule or integration changes is (re)scheduled for delivery. */
     {"article_patch",
      "UPDATE articles SET content = coalesce($3, content), topic = coalesce($4, topic),"
+     "  title = CASE WHEN $3::text IS NOT NULL AND status NOT IN " GENERATING " THEN coalesce($11, title)"
+     "               ELSE title END,"
      "  content_html = CASE WHEN $3::text IS NULL THEN content_html ELSE $9 END,"
      "  word_count = CASE WHEN $3::text IS NULL THEN word_count ELSE $10::int END,"
      "  category = coalesce($5, category),"
@@ -154,8 +158,8 @@ static const db_named_sql_t statements[] = {
      * updated_at). failed refunds the current charge (idempotent); completed schedules delivery when the
      * article has an integration. Either cancels the in-process generation job, since the work was done
      * outside. $1 id, $2 tokens_used, $3 status or NULL, $4 content or NULL, $5 error_message or NULL, $6-$7
-     * the content's HTML and word count. Completing an article that has no content is refused (400): it would
-     * have nothing to deliver. */
+     * the content's HTML and word count, $8 its H1 (the title, as for PATCH: not while still generating).
+     * Completing an article that has no content is refused (400): it would have nothing to deliver. */
     {"article_complete",
      "WITH o AS (SELECT id, status, content FROM articles WHERE id = $1 FOR UPDATE),"
      " chk AS (SELECT CASE WHEN $3::text = 'completed' AND o.status IN " GENERATING
@@ -165,6 +169,10 @@ static const db_named_sql_t statements[] = {
      " u AS (UPDATE articles a SET tokens_used = $2::int, content = coalesce($4::text, a.content),"
      "   content_html = CASE WHEN $4::text IS NULL THEN a.content_html ELSE $6 END,"
      "   word_count = CASE WHEN $4::text IS NULL THEN a.word_count ELSE $7::int END,"
+     "   title = CASE WHEN $4::text IS NOT NULL"
+     "                 AND (CASE WHEN $3::text IS NOT NULL AND o.status IN " GENERATING
+     " THEN $3::text ELSE a.status END) NOT IN " GENERATING
+     "                THEN coalesce($8, a.title) ELSE a.title END,"
      "   status = CASE WHEN $3::text IS NOT NULL AND o.status IN " GENERATING
      " THEN $3::text ELSE a.status END,"
      "   progress_detail = CASE WHEN $3::text IS NOT NULL AND o.status IN " GENERATING " THEN NULL"
@@ -245,6 +253,7 @@ void articles_write_json(json_writer_t *w, const PGresult *res, int row)
     jw_object_begin(w);
     jw_col_string(w, res, row, "id");
     jw_col_string(w, res, row, "topic");
+    jw_col_string(w, res, row, "title");
     jw_col_string(w, res, row, "raw_query");
     jw_col_string(w, res, row, "status");
     jw_col_ts(w, res, row, "scheduled_at");
@@ -777,6 +786,7 @@ void articles_patch(http_req_t *req)
     char *html = content ? markdown_to_html(content, strlen(content)) : NULL;
     char words[24];
     snprintf(words, sizeof(words), "%d", content ? markdown_word_count(content, strlen(content)) : 0);
+    char *h1 = content ? markdown_title(content) : NULL;
     const char *p_patch[] = {id,
                              req->user_id,
                              content,
@@ -786,20 +796,22 @@ void articles_patch(http_req_t *req)
                              has_ts ? (ts.has_offset ? "t" : "f") : NULL,
                              has_integ ? integration : NULL,
                              html,
-                             content ? words : NULL};
+                             content ? words : NULL,
+                             h1};
     const char *p_delivery[] = {id, req->user_id, has_ts || has_integ ? "t" : "f"};
     const char *p_get[] = {id, req->user_id};
     db_stmt_t stmts[5];
     size_t k = 0;
     if (has_integ)
         stmts[k++] = (db_stmt_t){"integration_require", NULL, 2, p_integ};
-    stmts[k++] = (db_stmt_t){"article_patch", NULL, 10, p_patch};
+    stmts[k++] = (db_stmt_t){"article_patch", NULL, 11, p_patch};
     if (has_ts || has_integ)
         stmts[k++] = (db_stmt_t){"article_patch_delivery", NULL, 3, p_delivery};
     stmts[k++] = (db_stmt_t){"article_get", NULL, 2, p_get};
     if (db_batch(req->app->db, stmts, k, on_patched, req) == NULL)
         kit_db_busy(req);
     free(html);
+    free(h1);
     v_free(&v);
 }
 
@@ -1027,9 +1039,11 @@ void articles_internal_complete(http_req_t *req)
     char *html = content ? markdown_to_html(content, strlen(content)) : NULL;
     char words[24];
     snprintf(words, sizeof(words), "%d", content ? markdown_word_count(content, strlen(content)) : 0);
-    const char *params[] = {id, tok, status, content, error, html, content ? words : NULL};
-    if (db_query(req->app->db, "article_complete", 7, params, on_completed, req) == NULL)
+    char *h1 = content ? markdown_title(content) : NULL;
+    const char *params[] = {id, tok, status, content, error, html, content ? words : NULL, h1};
+    if (db_query(req->app->db, "article_complete", 8, params, on_completed, req) == NULL)
         kit_db_busy(req);
     free(html);
+    free(h1);
     v_free(&v);
 }

@@ -15,7 +15,8 @@
 /** The select list of one article, for a statement over "articles a": every Article field (timestamps in UTC,
  * sources and brief as JSON text). Render each row with articles_write_json. */
 #define ARTICLE_SELECT_LIST                                                                                  \
-    "a.id, a.topic, a.raw_query, a.status, a.scheduled_at AT TIME ZONE 'UTC' AS scheduled_at, a.timezone,"   \
+    "a.id, a.topic, a.title, a.raw_query, a.status, a.scheduled_at AT TIME ZONE 'UTC' AS scheduled_at, "     \
+    "a.timezone,"                                                                                            \
     " a.created_at AT TIME ZONE 'UTC' AS created_at, a.updated_at AT TIME ZONE 'UTC' AS updated_at,"         \
     " a.completed_at AT TIME ZONE 'UTC' AS completed_at, a.posted_at AT TIME ZONE 'UTC' AS posted_at,"       \
     " a.category, a.target_length, a.source_count, a.language, a.content, a.content_html, a.word_count,"     \

@@ -25,12 +25,13 @@ static const db_named_sql_t statements[] = {
     /* "N credits or none": the whole amount is checked (and the balance locked) before the first charge, so
      * the 402 names N; each article is then charged as its own attempt. */
     {"titles_credits_require", "SELECT credits_require($1, $2::int)"},
-    /* One article per title, in the order given: topic = raw_query = the title. Parameters as
+    /* One article per title, in the order given: topic = raw_query = title = the approved title (a title set
+     * from the start tells the pipeline to keep it as the H1). Parameters as
      * article_insert in articles.c, but $2 title ids and $3 the new article ids (same order). */
     {"titles_insert_articles",
-     "INSERT INTO articles (id, user_id, topic, raw_query, category, target_length, source_count,"
+     "INSERT INTO articles (id, user_id, topic, raw_query, title, category, target_length, source_count,"
      " scheduled_at, timezone, webhook_integration_id, language, charge_seq, charge_txn_id, credits_charged)"
-     " SELECT x.aid, $1, t.title, left(t.title, 2000), $4, $5::int, $6::int, " KIT_TS_SQL(
+     " SELECT x.aid, $1, t.title, left(t.title, 2000), t.title, $4, $5::int, $6::int, " KIT_TS_SQL(
          "$7", "$8", "$9") ", $9, $10::uuid, $11, CASE WHEN $12::int > 0 THEN 1 ELSE 0 END,"
                            " CASE WHEN $12::int > 0 THEN credits_charge($1, $12::int, x.aid, 1, 'Article "
                            "generation') END, $12::int"

@@ -128,7 +128,8 @@ static void advance(gen_t *g);
 
 static const db_named_sql_t statements[] = {
     {"gen_load",
-     "SELECT a.status, a.raw_query, a.topic, a.category, a.language, a.target_length, a.source_count,"
+     "SELECT a.status, a.raw_query, a.topic, a.title, a.category, a.language, a.target_length,"
+     "       a.source_count,"
      "       a.last_stage_done, a.research_results::text AS research, a.brief::text AS brief,"
      "       a.meta_description, a.slug, a.write_draft, a.write_calls,"
      "       (SELECT coalesce(json_agg(json_build_object('url', s.url, 'title', s.title, 'content', "
@@ -161,8 +162,10 @@ static const db_named_sql_t statements[] = {
      "       completion_tokens = completion_tokens + $5, tokens_used = tokens_used + $4 + $5,"
      "       status = 'writing', progress_detail = $6"
      " WHERE id = $1 AND status IN " GENERATING " RETURNING id"},
+    /* topic is what the user gave and stays; title is the article's H1: the one it was created with (already
+     * stored, and made the content's H1), else the one the model wrote. */
     {"gen_complete",
-     "UPDATE articles SET content = $2, content_html = $3, word_count = $4, topic = coalesce($5, topic),"
+     "UPDATE articles SET content = $2, content_html = $3, word_count = $4, title = coalesce(title, $5),"
      "       prompt_tokens = prompt_tokens + $6, completion_tokens = completion_tokens + $7,"
      "       tokens_used = tokens_used + $6 + $7, status = 'completed', completed_at = now(),"
      "       last_stage_done = 'write', write_draft = NULL, progress_detail = NULL, error_message = NULL,"
@@ -787,13 +790,19 @@ static int read_brief(const char *reply, const char *topic, brief_t *out, char *
 static char *article_prompt(const gen_t *g)
 {
     buf_t b = BUF_INIT;
+    const char *title = col(g, "title");
     buf_printf(&b, "Topic: %s\n", col(g, "raw_query"));
-    buf_printf(
-        &b,
-        "Write an SEO article of about %s words in the language \"%s\" for the category \"%s\".\n"
-        "Start with one \"# \" title line. Use \"## \" for each section of the outline and \"### \" for "
-        "its subsections, in this order:\n",
-        col(g, "target_length"), col(g, "language"), col(g, "category"));
+    if (title != NULL)
+        buf_printf(&b, "Title: %s\n", title);
+    buf_printf(&b, "Write an SEO article of about %s words in the language \"%s\" for the category \"%s\".\n",
+               col(g, "target_length"), col(g, "language"), col(g, "category"));
+    /* An approved (or campaign) title is the article's title: the model is told to use it word for word. */
+    if (title != NULL)
+        buf_puts(&b, "Start with the title line \"# \" followed by exactly the Title above, unchanged.");
+    else
+        buf_puts(&b, "Start with one \"# \" title line.");
+    buf_puts(&b, " Use \"## \" for each section of the outline and \"### \" for its subsections, in this "
+                 "order:\n");
     const char *brief = col(g, "brief");
     char err[128];
     yajl_val v = brief ? json_parse(brief, strlen(brief), err, sizeof(err)) : NULL;
@@ -922,6 +931,12 @@ static void advance(gen_t *g)
                 fail_article(g, "Search failed: %s", g->search_err);
                 break;
             }
+            if (g->ncands == 0) {
+                /* Nothing found is not a finished research stage: it is not stored, so a retry searches
+                 * again. */
+                fail_article(g, "No sources could be scraped");
+                break;
+            }
             stage_finished(g, "research");
             char *json = candidates_json(g);
             char detail[64];
@@ -949,12 +964,13 @@ static void advance(gen_t *g)
             set_state(g, GEN_LOAD);
             break;
         case GEN_SCRAPE:
-            if (load_candidates(g) != 0) {
-                fail_article(g, "Stored research results are unreadable");
-                break;
-            }
-            if (g->ncands == 0) {
-                fail_article(g, "No sources could be scraped");
+            if (load_candidates(g) != 0 || g->ncands == 0) {
+                /* Stored research without a usable candidate (an empty result stored before empty results
+                 * stopped counting as done, or unreadable JSON) is no finished stage: search again. */
+                log_info("generating an article",
+                         "article %s: the stored research has no candidates; searching again", g->id);
+                clear_candidates(g);
+                set_state(g, GEN_RESEARCH);
                 break;
             }
             set_state(g, GEN_FETCHING);
@@ -1111,8 +1127,17 @@ static void advance(gen_t *g)
                 fail_article(g, "The LLM returned an empty article");
                 break;
             }
+            /* An article created from a title carries exactly that title as its H1, whatever the model
+             * wrote. */
+            const char *fixed = col(g, "title");
+            char *titled = NULL;
+            if (fixed != NULL) {
+                titled = markdown_set_title(content, fixed);
+                content = titled;
+                len = strlen(content);
+            }
             char *html = markdown_to_html(content, len);
-            char *title = markdown_title(content);
+            char *title = fixed != NULL ? NULL : markdown_title(content);
             char words[24], job_id[24];
             snprintf(words, sizeof(words), "%d", markdown_word_count(content, len));
             snprintf(a, sizeof(a), "%lld", (long long)g->tok_prompt);
@@ -1130,6 +1155,7 @@ static void advance(gen_t *g)
             send_batch(g, stmts, 4, GEN_COMPLETING);
             free(html);
             free(title);
+            free(titled);
             return;
         }
         case GEN_COMPLETING:

@@ -286,6 +286,9 @@ typedef struct st_title_t {
     int capturing; /* inside the first level-1 heading */
     int done;
     int space; /* whitespace seen since the last character written */
+    /* the Markdown parsed, and the part of it the captured heading's text came from */
+    const char *src, *src_end;
+    const char *lo, *hi;
 } title_t;
 
 static void title_cp(title_t *t, uint32_t cp)
@@ -317,8 +320,10 @@ static void title_cp(title_t *t, uint32_t cp)
 static int title_enter_block(MD_BLOCKTYPE type, void *detail, void *userdata)
 {
     title_t *t = userdata;
-    if (type == MD_BLOCK_H && ((MD_BLOCK_H_DETAIL *)detail)->level == 1)
+    if (type == MD_BLOCK_H && ((MD_BLOCK_H_DETAIL *)detail)->level == 1) {
         t->capturing = 1;
+        t->lo = t->hi = NULL;
+    }
     return 0;
 }
 
@@ -347,6 +352,13 @@ static int title_text(MD_TEXTTYPE type, const MD_CHAR *text, MD_SIZE size, void 
     title_t *t = userdata;
     if (!t->capturing)
         return 0;
+    /* Text comes straight from the source except for a few replacements (NUL): those are not located. */
+    if (text >= t->src && text + size <= t->src_end) {
+        if (t->lo == NULL || text < t->lo)
+            t->lo = text;
+        if (t->hi == NULL || text + size > t->hi)
+            t->hi = text + size;
+    }
     if (type == MD_TEXT_ENTITY) {
         uint32_t cp = entity_decode(text, size);
         if (cp == 'a' && size > 2) /* an entity we do not know: keep it as written */
@@ -370,11 +382,10 @@ static int title_text(MD_TEXTTYPE type, const MD_CHAR *text, MD_SIZE size, void 
     return 0;
 }
 
-char *markdown_title(const char *md)
+/* Finds the first level-1 heading with text: 1 with its text in t (and where it came from), else 0. */
+static int find_title(const char *md, size_t len, title_t *t)
 {
-    if (md == NULL)
-        return NULL;
-    title_t t = {.text = BUF_INIT};
+    *t = (title_t){.text = BUF_INIT, .src = md, .src_end = md + len};
     MD_PARSER parser = {
         .flags = MARKDOWN_FLAGS,
         .enter_block = title_enter_block,
@@ -383,10 +394,139 @@ char *markdown_title(const char *md)
         .leave_span = title_span,
         .text = title_text,
     };
-    md_parse(md, (MD_SIZE)strlen(md), &parser, &t);
-    if (!t.done) {
-        buf_free(&t.text);
-        return NULL;
+    md_parse(md, (MD_SIZE)len, &parser, t);
+    if (!t->done) {
+        buf_free(&t->text);
+        return 0;
     }
+    return 1;
+}
+
+char *markdown_title(const char *md)
+{
+    if (md == NULL)
+        return NULL;
+    title_t t;
+    if (!find_title(md, strlen(md), &t))
+        return NULL;
     return buf_release(&t.text);
+}
+
+/* title with its whitespace runs (and control characters) collapsed to single spaces, trimmed. */
+static char *collapse_spaces(const char *title)
+{
+    buf_t b = BUF_INIT;
+    int space = 0;
+    for (const unsigned char *p = (const unsigned char *)title; *p != '\0'; p++) {
+        if (*p <= 0x20 || *p == 0x7F) {
+            space = 1;
+            continue;
+        }
+        if (space && b.len > 0)
+            buf_putc(&b, ' ');
+        space = 0;
+        buf_putc(&b, (char)*p);
+    }
+    return buf_release(&b);
+}
+
+/* "# title", backslash-escaping ASCII punctuation when escape is set. */
+static char *heading_line(const char *title, int escape)
+{
+    buf_t b = BUF_INIT;
+    buf_puts(&b, "# ");
+    for (const char *p = title; *p != '\0'; p++) {
+        if (escape && strchr("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~", *p) != NULL)
+            buf_putc(&b, '\\');
+        buf_putc(&b, *p);
+    }
+    return buf_release(&b);
+}
+
+/* Whether the line from s to end is a setext level-1 underline: up to 3 spaces, '='s, trailing blanks. */
+static int is_setext_underline(const char *s, const char *end)
+{
+    int indent = 0;
+    while (s < end && *s == ' ' && indent < 3)
+        s++, indent++;
+    if (s == end || *s != '=')
+        return 0;
+    while (s < end && *s == '=')
+        s++;
+    while (s < end && (*s == ' ' || *s == '\t' || *s == '\r'))
+        s++;
+    return s == end;
+}
+
+static int title_is(const char *md, const char *want)
+{
+    char *got = markdown_title(md);
+    int same = got != NULL && strcmp(got, want) == 0;
+    free(got);
+    return same;
+}
+
+char *markdown_set_title(const char *md, const char *title)
+{
+    if (md == NULL)
+        md = "";
+    char *want = collapse_spaces(title != NULL ? title : "");
+    if (want[0] == '\0') {
+        free(want);
+        return xstrdup(md);
+    }
+    /* Written as given when that reads back as the title; escaped when it would not (a trailing " #", "*x*",
+     * "&amp;", ...). */
+    char *line = heading_line(want, 0);
+    if (!title_is(line, want)) {
+        free(line);
+        line = heading_line(want, 1);
+    }
+    size_t len = strlen(md);
+    title_t t;
+    buf_t out = BUF_INIT;
+    int found = find_title(md, len, &t);
+    if (found)
+        buf_free(&t.text);
+    if (found && t.lo != NULL) {
+        /* The heading's lines: from the start of the line its text begins on to the end of the line it ends
+         * on, and for a setext heading ("Title" over "=====") the underline too. */
+        const char *start = t.lo, *end = t.hi;
+        while (start > md && start[-1] != '\n')
+            start--;
+        while (end < md + len && *end != '\n')
+            end++;
+        if (end > t.hi && end[-1] == '\r')
+            end--; /* the line keeps its CRLF */
+        const char *p = start;
+        for (int i = 0; i < 3 && *p == ' '; i++)
+            p++;
+        int atx =
+            p[0] == '#' && (p[1] == ' ' || p[1] == '\t' || p[1] == '\r' || p[1] == '\n' || p[1] == '\0');
+        if (!atx && end < md + len) {
+            const char *next = end + (*end == '\r' ? 2 : 1), *next_end = next;
+            if (next > md + len)
+                next = md + len;
+            while (next_end < md + len && *next_end != '\n')
+                next_end++;
+            if (is_setext_underline(next, next_end))
+                end = next_end > next && next_end[-1] == '\r' ? next_end - 1 : next_end;
+        }
+        buf_append(&out, md, (size_t)(start - md));
+        buf_puts(&out, line);
+        buf_append(&out, end, (size_t)(md + len - end));
+        char *reads = markdown_title(line);
+        if (reads == NULL || !title_is(buf_cstr(&out), reads))
+            buf_reset(&out);
+        free(reads); /* a heading in a container (quote, list) that did not come out as a title */
+    }
+    if (out.len == 0) {
+        /* No level-1 heading (or one that could not be replaced in place): the title goes first. */
+        buf_puts(&out, line);
+        buf_puts(&out, "\n\n");
+        buf_puts(&out, md);
+    }
+    free(line);
+    free(want);
+    return buf_release(&out);
 }

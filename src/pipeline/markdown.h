@@ -31,4 +31,13 @@ int markdown_word_count(const char *md, size_t len);
  */
 char *markdown_title(const char *md);
 
+/**
+ * md with title as its level-1 heading: the first one markdown_title would find is replaced, lines and all
+ * (a setext underline too), by "# title"; without one, "# title" and a blank line go first. The title's
+ * whitespace runs become single spaces; its ASCII punctuation is backslash-escaped only when the line would
+ * not otherwise read back as the title (a trailing " #", emphasis, entities). The rest of md is kept byte for
+ * byte. An empty or blank title changes nothing. Returns a malloc'd string for free().
+ */
+char *markdown_set_title(const char *md, const char *title);
+
 #endif

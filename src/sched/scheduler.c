@@ -47,7 +47,7 @@ static const db_named_sql_t statements[] = {
      * for the statement with SKIP LOCKED so concurrent claims split them, and leased to this tick (the
      * ON CONFLICT condition is the atomic part). For each: the number of due slots (what the LLM is asked
      * for) and the campaign's latest distinct titles: raw_query (the title an article was created with) and
-     * topic (the one the pipeline gave it on completion), from its last 100 articles through
+     * topic (the same, unless the user edited it), from its last 100 articles through
      * articles_campaign_idx, so the cost does not grow with the campaign. */
     {"sched_claim",
      "WITH due AS ("

@@ -73,7 +73,8 @@ static void advance(dlv_t *d);
 
 static const db_named_sql_t statements[] = {
     {"dlv_load",
-     "SELECT a.id, a.status, a.campaign_id, a.topic, a.content, a.content_html, a.category,"
+     "SELECT a.id, a.status, a.campaign_id, coalesce(a.title, a.topic) AS title, a.content, a.content_html, "
+     "a.category,"
      "       (a.brief -> 'keywords')::text AS keywords, a.meta_description, a.slug, a.word_count,"
      "       a.scheduled_at, a.created_at, a.posting_attempt_count, a.webhook_integration_id,"
      "       (SELECT coalesce(json_agg(json_build_object('url', s.url, 'title', s.title) ORDER BY "
@@ -222,7 +223,7 @@ static char *build_body(const dlv_t *d, size_t *len)
     webhook_article_t a = {
         .id = d->id,
         .campaign_id = col(d, "campaign_id"),
-        .title = col(d, "topic"),
+        .title = col(d, "title"), /* the article's H1 (its topic only for content without one) */
         .content = col(d, "content"),
         .content_html = col(d, "content_html"),
         .category = col(d, "category"),

@@ -8,7 +8,7 @@ INTERNAL_SECRET = "internal-" + secrets.token_hex(8)
 ADMIN_TOKEN = "admin-" + secrets.token_hex(8)
 
 ARTICLE_FIELDS = {
-    "id", "topic", "raw_query", "status", "scheduled_at", "timezone", "created_at", "updated_at", "completed_at",
+    "id", "topic", "title", "raw_query", "status", "scheduled_at", "timezone", "created_at", "updated_at", "completed_at",
     "posted_at", "category", "target_length", "source_count", "language", "content", "content_html",
     "word_count", "meta_description", "slug", "sources", "brief", "campaign_id", "webhook_integration_id",
     "is_recurring", "tokens_used", "prompt_tokens", "completion_tokens", "error_message", "retry_count",

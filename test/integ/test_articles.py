@@ -37,6 +37,7 @@ def test_create(env, a, integ):
     tap.is_((art.get("sources"), art.get("brief"), art.get("content"), art.get("scheduled_at"),
              art.get("tokens_used"), art.get("retry_count"), art.get("is_recurring")),
             ([], None, None, None, 0, 0, False), "a new article has no sources, brief, content, schedule")
+    tap.is_(art.get("title"), None, "a free-form article has no title until it is generated")
     tap.ok(re.match(ISO_Z, art.get("created_at") or "") is not None, "created_at is ISO-8601 UTC", art.get("created_at"))
     tap.is_(a.credits(), 9, "one credit charged")
     jobs = env.sql("SELECT kind, state FROM jobs WHERE article_id = '%s'" % art["id"])

@@ -191,7 +191,7 @@ def main():
             "Health", "QueueStats", "HTTPError", "HTTPValidationError"]
     tap.is_([s for s in want if s not in schemas], [], "response schemas are defined")
     art = (schemas.get("Article") or {}).get("properties") or {}
-    fields = ("id topic raw_query status scheduled_at timezone created_at updated_at completed_at posted_at category "
+    fields = ("id topic title raw_query status scheduled_at timezone created_at updated_at completed_at posted_at category "
               "target_length source_count language content content_html word_count meta_description slug sources "
               "brief campaign_id webhook_integration_id is_recurring tokens_used prompt_tokens completion_tokens "
               "error_message retry_count posting_attempt_count last_posting_error published_url").split()

@@ -100,7 +100,8 @@ def main():
     md = a["meta_description"] or ""
     tap.ok(0 < len(md) <= 160, "meta_description is 1-160 characters (%d)" % len(md), md)
     tap.like(a["slug"] or "", r"^[a-z0-9]+(-[a-z0-9]+)*$", "slug is lowercase words joined by hyphens")
-    tap.is_(a["topic"], content.splitlines()[0][2:].strip(), "topic is the article's title")
+    tap.is_(a["topic"], "How to keep sourdough starter alive", "topic stays the query (never rewritten)")
+    tap.is_(a["title"], content.splitlines()[0][2:].strip(), "title is the article's H1")
     tap.ok(a["completed_at"] is not None, "completed_at set")
     st = stub.stats()
     tap.is_(st["llm_replies"]["brief"], 1, "one brief was paid for")

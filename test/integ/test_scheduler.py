@@ -137,7 +137,9 @@ def main():
              c["last_error"]), ("completed", 4, 4, None, iso(at(d1, 17, 0)), None),
             "UTC: end_date passed -> completed; counters, last_run_at = the last batch, next_run_at null")
     a = arts(hu, cu)
-    # raw_query keeps the scheduler's title; topic starts equal to it and the pipeline may retitle it on completion.
+    # topic = raw_query = title = the scheduler's title (the pipeline keeps it as the H1; test_article_title.py).
+    tap.ok(all(x["topic"] == x["raw_query"] == x["title"] for x in a), "UTC: topic = raw_query = title",
+           [(x["topic"], x["raw_query"], x["title"]) for x in a])
     tap.ok(all(x["is_recurring"] and x["campaign_id"] == cu and 50 <= len(x["raw_query"]) <= 80 for x in a),
            "UTC: articles are recurring, of the campaign, titled 50-80 characters",
            [(x["is_recurring"], x["campaign_id"], x["topic"], x["raw_query"]) for x in a])
@@ -273,6 +275,10 @@ def main():
         return st if all(s == "completed" for s in st) else None
     tap.ok(wait_until(all_completed, 90, 0.5), "the UTC campaign's articles are generated (completed)",
            [x["status"] for x in arts(hu, cu)])
+    done = arts(hu, cu)
+    tap.ok(all(x["topic"] == x["raw_query"] == x["title"]
+               and (x["content"] or "").split("\n", 1)[0] == "# " + x["title"] for x in done), "generated slot articles keep the slot's title as topic, title and the Markdown H1",
+           [(x["raw_query"], x["topic"], x["title"], (x["content"] or "")[:100]) for x in done])
 
     # -- title failures: last_error, the slot stays due, created by the next tick; never placeholders --
     d6 = today + dt.timedelta(days=60)

@@ -58,6 +58,8 @@ def main():
             [("Approved title number %d for the batch" % i, "Approved title number %d for the batch" % i, "Garden",
               900, 3, "Europe/Berlin", "2030-06-01T10:00:00.000000Z", integ, "queued") for i in range(3)],
             "one article per title in order, with the batch's options")
+    tap.is_([x["title"] for x in arts], ["Approved title number %d for the batch" % i for i in range(3)],
+            "each article's title is its approved title from the start")
     tap.is_(env.sql("SELECT count(*) FROM jobs WHERE kind = 'generate_article' AND article_id IN ('%s')"
                     % "','".join(ids)), [["3"]], "a generate job per article")
     ok, info = ledger_consistent(a)

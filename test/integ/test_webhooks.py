@@ -13,10 +13,12 @@ from webhooks_common import (BODY_FIELDS, article, body_bytes, completed_article
                              quiet_for, start, verify, wait_article, wait_received, whsec)
 
 VERSION = os.environ.get("INKLOOP_VERSION", "")
-CONTENT = ("# Crème brûlée at home 🍮\n\nCafé-style desserts — without a torch 🚀. Größe, naïve, 日本語, emoji 😀 "
+TITLE = "Crème brûlée 🍮 at home: 日本語 tips \"quoted\""
+# The body's title is the article's title: the content's H1, not the query it was created from.
+CONTENT = ("# " + TITLE + "\n\nCafé-style desserts — without a torch 🚀. Größe, naïve, 日本語, emoji 😀 "
            "and a flag 🇫🇷.\n\nQuotes \"double\" and 'single', a backslash \\ and a tab\tand a control \u0001 char, "
            "</script> and a line separator \u2028 too [1].\n")
-TITLE = "Crème brûlée 🍮 at home: 日本語 tips \"quoted\""
+QUERY = "Crème brûlée without a torch"
 
 
 def final(a):
@@ -28,13 +30,14 @@ def test_signed_body(env, a, stub):
     url = stub.hook("sign", secret=secret)
     integ = integration(a, url, secret=secret, api_key="site-key-7Qx")
     t0 = time.time()
-    aid = completed_article(env, a, integ, content=CONTENT, query=TITLE, category="Recipes & Food")
+    aid = completed_article(env, a, integ, content=CONTENT, query=QUERY, category="Recipes & Food")
     recs = wait_received(stub, "sign", 1, 15)
     art = wait_article(a, aid, final, 10)
     if not tap.is_(len(recs), 1, "the signed article reaches the sink once"):
         return
     rec = recs[0]
     tap.is_(art["status"], "posted", "the article is posted")
+    tap.is_((art["topic"], art["title"]), (QUERY, TITLE), "the article's topic is the query, its title the H1")
     tap.ok(art["posted_at"] is not None and art["posting_attempt_count"] == 0 and art["last_posting_error"] is None,
            "posted_at set, no failed attempt, no error", art)
     tap.is_((rec["sig_hex_raw"], rec["sig_hex_canonical"], rec["sig_standard"]), (True, True, True),

@@ -93,6 +93,7 @@ SETTINGS = {
     "search_status": _status_or_zero,   # search answers this HTTP status (0: normal)
     "search_results": _nonneg_int,      # number of search results (at most 20)
     "pages_unusable": _flag,            # pages are tiny or PDF
+    "article_title": _opt_str,          # the H1 every article is written with, whatever the prompt says
     "seed": _int,                       # seeds --error-rate's generator
     "llm_key": _opt_str,                # required Bearer key of the LLM (null: any)
     "search_key": _opt_str,             # required X-Subscription-Token of the Brave endpoint (null: any)
@@ -635,12 +636,13 @@ def gen_brief(prompt):
 
 # --- article --------------------------------------------------------------------------------------------------
 
-def gen_article(prompt):
+def gen_article(prompt, title=None):
     """The Markdown article for a prompt: `# Title`, the prompt's headings (or generated ones), about the
-    requested number of words, citations [n] for the sources named in the prompt, and a References list."""
+    requested number of words, citations [n] for the sources named in the prompt, and a References list.
+    title, when given, is the H1 instead of the one the prompt asks for (a model that ignores it)."""
     rnd = rng_for("article", prompt)
     topic = extract_topic(prompt).lower()
-    title = extract_title(prompt) or title_case("The Complete Guide to %s" % topic)
+    title = title or extract_title(prompt) or title_case("The Complete Guide to %s" % topic)
     words = extract_words(prompt)
     sources = extract_sources(prompt)
     if not sources:
@@ -1078,7 +1080,7 @@ class Handler(BaseHTTPRequestHandler):
         elif kind == "brief":
             content = json.dumps(gen_brief(prompt))
         else:
-            full = gen_article(prompt)
+            full = gen_article(prompt, cfg["article_title"])
             if kind == "continuation":
                 content = continuation(full, prior)
             else:
@@ -1322,6 +1324,7 @@ def parse_args(argv):
     p.add_argument("--search-status", type=int, default=0)
     p.add_argument("--search-results", type=int, default=10)
     p.add_argument("--pages-unusable", action="store_true")
+    p.add_argument("--article-title", default=None, help="write every article with this H1")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--verbose", action="store_true", help="log method, path and status of each request to stderr")
     return p.parse_args(argv)

@@ -230,6 +230,12 @@ def test_llm(s):
     _, _, r_alias = s.chat([{"role": "system", "content": "You are a writer."},
                             {"role": "user", "content": art_prompt}], path="/chat/completions")
     tap.is_(content_of(r_alias), art, "/chat/completions answers like /v1/chat/completions")
+    s.control(article_title="A Headline Nobody Asked For")
+    _, _, r_own = s.chat([{"role": "system", "content": "You are a writer."}, {"role": "user", "content": art_prompt}])
+    own = content_of(r_own)
+    tap.ok(own.startswith("# A Headline Nobody Asked For\n") and "Growing Basil Indoors" not in own.split("\n")[0],
+           "article_title: the article's H1 is that title, not the prompt's", own[:80])
+    s.control(article_title=None)
     _, _, r = s.chat(user("Write an article about urban beekeeping.\n## Getting Started\n## Hive Care\n"))
     art2 = content_of(r)
     tap.ok(1300 <= len(art2.split()) <= 1800, "default length about 1500 words (%d)" % len(art2.split()))

@@ -16,12 +16,15 @@ PAYLOAD = {
     "article_id": "4f6c1e2a-9b3d-4c1e-8f2a-7d5e6b4c3a21",
     "campaign_id": "0b1c2d3e-4f50-4617-8293-a4b5c6d7e8f9",
     "title": "Crème brûlée at home: the “no-torch” method 🍮🔥",
-    "content": ("# Crème brûlée at home\n\nCafé-style desserts — without a torch 🚀. Größe, naïve, "
+    # The body's title is the article's title: its Markdown H1 (API.md section 6).
+    "content": ("# Crème brûlée at home: the “no-torch” method 🍮🔥\n\n"
+                "Café-style desserts — without a torch 🚀. Größe, naïve, "
                 "日本語, emoji 😀 and a flag 🇫🇷.\n\n"
                 "Quotes \"double\" and 'single', a backslash \\ and a tab\tand a control \u0001 char, "
                 "</script> and a line separator \u2028 too [1].\n\n"
                 "## References\n\n1. [Source](https://example.com/a)\n"),
-    "content_html": "<h1>Crème brûlée at home</h1>\n<p>Café-style desserts — without a torch 🚀.</p>\n",
+    "content_html": ("<h1>Crème brûlée at home: the “no-torch” method 🍮🔥</h1>\n"
+                     "<p>Café-style desserts — without a torch 🚀.</p>\n"),
     "category": "Recipes & Food",
     "keywords": ["crème brûlée", "dessert", "no-torch 🔥"],
     "meta_description": "How to make crème brûlée without a torch — step by step.",

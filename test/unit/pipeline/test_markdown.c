@@ -202,11 +202,54 @@ static void test_title(void)
     free(t);
 }
 
+/* markdown_set_title(md, title), checked against want; the result's title must read back as title too. */
+static void set_title_is(const char *md, const char *title, const char *want, const char *reads,
+                         const char *desc)
+{
+    char *got = markdown_set_title(md, title);
+    TAP_IS_STR(got, want, "%s", desc);
+    char *t = markdown_title(got);
+    TAP_IS_STR(t, reads, "%s: reads back as the title", desc);
+    free(t);
+    free(got);
+}
+
+static void test_set_title(void)
+{
+    set_title_is("# The model's own: title\n\nBody [1].\n\n## Part\n", "Approved Title, 2026",
+                 "# Approved Title, 2026\n\nBody [1].\n\n## Part\n", "Approved Title, 2026",
+                 "the ATX heading's line is replaced, the rest kept byte for byte");
+    set_title_is("Sure, here it is:\n\n#   Other  title ##\r\nText\n", "Mine",
+                 "Sure, here it is:\n\n# Mine\r\nText\n", "Mine",
+                 "a heading after a preamble is replaced in place, closing #'s and CRLF handled");
+    set_title_is("Setext one\nover two lines\n=====  \n\nText\n", "Mine", "# Mine\n\nText\n", "Mine",
+                 "a setext heading is replaced with its underline");
+    set_title_is("## Intro\n\nText\n", "Mine", "# Mine\n\n## Intro\n\nText\n", "Mine",
+                 "no level-1 heading: the title goes first");
+    set_title_is("", "Mine", "# Mine\n\n", "Mine", "empty Markdown: just the title");
+    set_title_is("#\n\n# Real one\n\nText", "Mine", "#\n\n# Mine\n\nText", "Mine",
+                 "the heading replaced is the one markdown_title reads (empty ones skipped)");
+    set_title_is("# Old\n", "  Spaced\n out\ttitle ", "# Spaced out title\n", "Spaced out title",
+                 "whitespace in the title collapses");
+    set_title_is("# Old\n", "C# or F#: 10 tips & more", "# C# or F#: 10 tips & more\n",
+                 "C# or F#: 10 tips & more", "punctuation is left alone where the line reads the same");
+    set_title_is("# Old\n\nx", "Why *this* works #", "# Why \\*this\\* works \\#\n\nx", "Why *this* works #",
+                 "emphasis and a trailing # are escaped so the title reads exactly");
+    set_title_is("# Old\n", "Fish &amp; chips", "# Fish \\&amp\\; chips\n", "Fish &amp; chips",
+                 "an entity in a title stays literal");
+    set_title_is("# Old\n", "   ", "# Old\n", "Old", "a blank title changes nothing");
+    set_title_is("> # Quoted\n> more\n", "Mine", "# Mine\n> more\n", "Mine",
+                 "a heading inside a quote: its line becomes the title");
+    set_title_is("Two\r\n===\r\n\r\nText", "Mine", "# Mine\r\n\r\nText", "Mine",
+                 "a setext heading with CRLF line ends");
+}
+
 int main(void)
 {
     test_render();
     test_no_raw_html();
     test_word_count();
     test_title();
+    test_set_title();
     return tap_done();
 }
