@@ -5,27 +5,15 @@
 #include "core/alloc.h"
 #include "core/log.h"
 #include "http/kit.h"
+#include "queries.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static const db_named_sql_t statements[] = {
-    {"credits_get", "SELECT credits, plan FROM users WHERE id = $1"},
-    {"credits_ledger",
-     "SELECT id, amount, balance_after, type, reference_type, reference_id, description, tokens_consumed,"
-     "       created_at"
-     "  FROM credit_transactions WHERE user_id = $1 ORDER BY created_at DESC, id DESC OFFSET $2 LIMIT $3"},
-    /* Admin grant by id or email; a negative amount corrects a balance but never below zero (23514). The user
-     * is found through the primary key or the lower(email) index, never by scanning users. */
-    {"credits_admin_grant",
-     "SELECT u.id, credits_add(u.id, $3::int, 'grant', $4) AS credits FROM users u"
-     " WHERE u.id = coalesce($1::uuid, (SELECT id FROM users WHERE lower(email) = lower($2)))"},
-};
-
 int credits_prepare(db_pool_t *pool)
 {
-    return db_pool_prepare_all(pool, statements, sizeof(statements) / sizeof(statements[0]));
+    return db_pool_prepare_all(pool, queries_credits, queries_credits_count);
 }
 
 int credits_is_insufficient(const db_result_t *r)

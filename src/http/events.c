@@ -22,6 +22,7 @@
 #include "core/timeutil.h"
 #include "db/listen.h"
 #include "http/kit.h"
+#include "queries.h"
 
 #include <assert.h>
 #include <stdio.h>
@@ -89,16 +90,9 @@ struct st_events_t {
     void *close_data;
 };
 
-static const db_named_sql_t statements[] = {
-    {"events_article", "SELECT status, progress_detail, updated_at AT TIME ZONE 'UTC' AS at"
-                       "  FROM articles WHERE id = $1 AND user_id = $2"},
-    {"events_resync", "SELECT id, status, progress_detail, updated_at AT TIME ZONE 'UTC' AS at"
-                      "  FROM articles WHERE id = ANY($1::uuid[])"},
-};
-
 int events_prepare(db_pool_t *pool)
 {
-    return db_pool_prepare_all(pool, statements, sizeof(statements) / sizeof(statements[0]));
+    return db_pool_prepare_all(pool, queries_events, queries_events_count);
 }
 
 /* --- frames ------------------------------------------------------------------------------------------- */

@@ -9,20 +9,16 @@
 int http_prepare_statements(db_pool_t *pool);
 
 /* health.c */
-/** SQL registered by health.c. */
-int health_prepare(db_pool_t *pool);
 /** GET /health: database reachability and queue depth, no authentication. */
 void health_get(http_req_t *req);
 
 /* titlegen.c */
-/** SQL registered by titlegen.c. */
+/** Registers the statements of sql/queries/titles.sql. */
 int titlegen_prepare(db_pool_t *pool);
 /** POST /generate/titles: titles from one LLM call, stored as generated. */
 void titlegen_post(http_req_t *req);
 
 /* webhooks.c */
-/** SQL registered by webhooks.c. */
-int webhooks_prepare(db_pool_t *pool);
 /** POST /integrations/test: a signed test delivery to a URL. */
 void webhooks_test_url(http_req_t *req);
 /** POST /integrations/{id}/test: a test delivery to a stored integration; records last_test_at/status. */

@@ -5,19 +5,7 @@
 #include "core/timeutil.h"
 #include "db/db.h"
 #include "http/handlers.h"
-
-/* Jobs due now, running, and waiting for a later run_at; the partial indexes on jobs keep this to the active
- * rows, so the cost does not grow with history. */
-static const char health_sql[] =
-    "SELECT count(*) FILTER (WHERE state = 'queued' AND run_at <= now()) AS queued,"
-    "       count(*) FILTER (WHERE state = 'running') AS in_progress,"
-    "       count(*) FILTER (WHERE state = 'queued' AND run_at > now()) AS delayed"
-    "  FROM jobs WHERE state IN ('queued', 'running')";
-
-int health_prepare(db_pool_t *pool)
-{
-    return db_pool_prepare(pool, "health", health_sql);
-}
+#include "queries.h"
 
 static void reply_health(http_req_t *req, const PGresult *res, const char *err)
 {

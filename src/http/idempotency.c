@@ -5,33 +5,18 @@
 #include "core/crypto.h"
 #include "core/log.h"
 #include "http/kit.h"
+#include "queries.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static const db_named_sql_t statements[] = {
-    /* A key older than 24 h no longer binds: removing it first lets the insert below claim it afresh. */
-    {"idem_purge", "DELETE FROM idempotency_keys WHERE user_id = $1 AND key = $2 AND expires_at <= now()"},
-    /* No ON CONFLICT on purpose: a duplicate must wait for the first transaction and then fail (23505). */
-    {"idem_insert",
-     "INSERT INTO idempotency_keys (user_id, key, endpoint, request_hash, resource_type, resource_ids)"
-     " VALUES ($1, $2, $3, $4::bytea, $5, $6::uuid[])"},
-    {"idem_store",
-     "UPDATE idempotency_keys SET response_status = $3::int, response_body = $4, completed_at = now()"
-     " WHERE user_id = $1 AND key = $2 AND response_body IS NULL"},
-    {"idem_get", "SELECT endpoint = $3 AND request_hash = $4::bytea AS same, resource_type, "
-                 "resource_ids::text AS resource_ids,"
-                 "       response_status, response_body"
-                 "  FROM idempotency_keys WHERE user_id = $1 AND key = $2 AND expires_at > now()"},
-};
 
 /* The index of idem_insert among the two statements idem_statements writes. */
 #define IDEM_INSERT_OFFSET 1
 
 int idem_prepare(db_pool_t *pool)
 {
-    return db_pool_prepare_all(pool, statements, sizeof(statements) / sizeof(statements[0]));
+    return db_pool_prepare_all(pool, queries_idempotency, queries_idempotency_count);
 }
 
 int idem_init(idem_t *idem, http_req_t *req, const char *endpoint)

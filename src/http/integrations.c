@@ -5,38 +5,14 @@
 #include "core/crypto.h"
 #include "core/log.h"
 #include "net/url_policy.h"
+#include "queries.h"
 
 #include <stdio.h>
 #include <string.h>
 
-/* What every response shows of an integration; never webhook_secret or api_key. */
-#define INTEG_COLS                                                                                           \
-    "id, name, webhook_url, platform_type, is_active, last_test_at, last_test_status, last_success_at,"      \
-    " consecutive_failures, created_at"
-
-static const db_named_sql_t statements[] = {
-    {"integ_insert",
-     "INSERT INTO webhook_integrations (user_id, name, webhook_url, webhook_secret, platform_type, api_key)"
-     " VALUES ($1, $2, $3, $4, $5, $6) RETURNING " INTEG_COLS ", webhook_secret"},
-    {"integ_list", "SELECT " INTEG_COLS " FROM webhook_integrations WHERE user_id = $1"
-                   " ORDER BY created_at DESC, id DESC OFFSET $2 LIMIT $3"},
-    {"integ_get", "SELECT " INTEG_COLS " FROM webhook_integrations WHERE id = $1 AND user_id = $2"},
-    {"integ_secret", "SELECT webhook_secret FROM webhook_integrations WHERE id = $1 AND user_id = $2"},
-    /* NULL parameters keep the stored value. Re-enabling an integration clears why it was disabled (a 410).
-     */
-    {"integ_update",
-     "UPDATE webhook_integrations SET name = coalesce($3, name), webhook_url = coalesce($4, webhook_url),"
-     "       webhook_secret = coalesce($5, webhook_secret), platform_type = coalesce($6, platform_type),"
-     "       api_key = coalesce($7, api_key), is_active = coalesce($8::bool, is_active),"
-     "       disabled_reason = CASE WHEN $8::bool THEN NULL ELSE disabled_reason END"
-     " WHERE id = $1 AND user_id = $2 RETURNING " INTEG_COLS},
-    /* Campaigns and articles pointing at it keep existing without an integration (ON DELETE SET NULL). */
-    {"integ_delete", "DELETE FROM webhook_integrations WHERE id = $1 AND user_id = $2 RETURNING id"},
-};
-
 int integrations_prepare(db_pool_t *pool)
 {
-    return db_pool_prepare_all(pool, statements, sizeof(statements) / sizeof(statements[0]));
+    return db_pool_prepare_all(pool, queries_integrations, queries_integrations_count);
 }
 
 void integrations_new_secret(char out[INTEGRATIONS_SECRET_SIZE])

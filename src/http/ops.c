@@ -7,6 +7,7 @@
 #include "core/metrics.h"
 #include "http/kit.h"
 #include "net/net.h"
+#include "queries.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -15,19 +16,6 @@
  * that it parses). */
 extern const char ops_openapi_json[];
 extern const size_t ops_openapi_json_len;
-
-/* Jobs by kind and state, read at scrape time. It scans the whole table, finished jobs included, which is
- * what a gauge of every state needs; the jobs module's retention (jobs_finished_idx) keeps that table small.
- */
-static const char jobs_sql[] = "SELECT kind, state, count(*) AS n FROM jobs GROUP BY 1, 2";
-
-/* Same definitions as /health (queued = due now, delayed = waiting for a later run_at), plus failed jobs. */
-static const char queue_sql[] =
-    "SELECT count(*) FILTER (WHERE state = 'queued' AND run_at <= now()) AS queued,"
-    "       count(*) FILTER (WHERE state = 'running') AS in_progress,"
-    "       count(*) FILTER (WHERE state = 'queued' AND run_at > now()) AS delayed,"
-    "       count(*) FILTER (WHERE state = 'failed') AS failed"
-    "  FROM jobs WHERE state IN ('queued', 'running', 'failed')";
 
 /* The kinds and states sql/0001_init.sql allows. Each pair is always exported (0 when there are none), so a
  * dashboard's series do not vanish when a state empties; pairs the query returns beyond these (a later
@@ -40,10 +28,8 @@ static const char *const job_states[] = {"queued", "running", "done", "failed", 
 int ops_prepare(db_pool_t *pool)
 {
     metrics_process_started();
-    if (db_pool_prepare(pool, "ops_jobs", jobs_sql) != 0 ||
-        db_pool_prepare(pool, "ops_queue", queue_sql) != 0)
-        return -1;
-    return 0;
+    /* health, ops_jobs, ops_queue and timezones_list (sql/queries/ops.sql). */
+    return db_pool_prepare_all(pool, queries_ops, queries_ops_count);
 }
 
 /* --- /metrics ------------------------------------------------------------------------------------------ */

@@ -23,14 +23,6 @@ static struct {
     tz_waiter_t **tail;
 } tz = {.tail = &tz.waiters};
 
-int timezones_prepare(db_pool_t *pool)
-{
-    /* Sorted by the server in "C" order so bsearch with strcmp agrees with it whatever the database
-     * collation. */
-    return db_pool_prepare(pool, "timezones_list",
-                           "SELECT name FROM pg_timezone_names ORDER BY name COLLATE \"C\"");
-}
-
 static int cmp_name(const void *a, const void *b)
 {
     return strcmp(*(const char *const *)a, *(const char *const *)b);

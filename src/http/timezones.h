@@ -13,8 +13,6 @@
  * kit_db_failed, which turns it into 503 or 500). */
 typedef void (*timezones_ready_cb)(void *data, const db_result_t *failure);
 
-/** Registers the statement that lists the names. */
-int timezones_prepare(db_pool_t *pool);
 /** Calls cb when the names are available: at once (synchronously) when they already are, otherwise after one
  * query that concurrent callers share. A failed load is retried by the next caller. */
 void timezones_when_ready(app_t *app, timezones_ready_cb cb, void *data);

@@ -7,6 +7,7 @@
 #include "http/kit.h"
 #include "pipeline/llm.h"
 #include "pipeline/titles.h"
+#include "queries.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,12 +17,7 @@
 
 int titlegen_prepare(db_pool_t *pool)
 {
-    /* The titles arrive as a JSON array so any text travels safely; ORDINALITY keeps the LLM's order. */
-    return db_pool_prepare(
-        pool, "titles_insert",
-        "INSERT INTO titles (user_id, description, title)"
-        " SELECT $1, $2, t.value FROM jsonb_array_elements_text($3::jsonb) WITH ORDINALITY AS t"
-        " ORDER BY t.ordinality RETURNING id, title, description, status, created_at");
+    return db_pool_prepare_all(pool, queries_titles, queries_titles_count);
 }
 
 typedef struct st_titlegen_t {

@@ -17,19 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-int webhooks_prepare(db_pool_t *pool)
-{
-    if (db_pool_prepare(pool, "wh_integration",
-                        "SELECT id, webhook_url, webhook_secret, api_key FROM webhook_integrations"
-                        " WHERE id = $1 AND user_id = $2") != 0)
-        return -1;
-    return db_pool_prepare(
-        pool, "wh_tested",
-        "UPDATE webhook_integrations SET last_test_at = now(), last_test_status = $2,"
-        "       last_success_at = CASE WHEN $2 = 'success' THEN now() ELSE last_success_at END"
-        " WHERE id = $1");
-}
-
 typedef struct st_test_t {
     http_req_t *req;
     char integration_id[37]; /* "" for POST /integrations/test */
