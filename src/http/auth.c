@@ -236,8 +236,8 @@ void auth_user(http_req_t *req, http_handler_cb next)
     /* The subject must be a UUID: handlers pass user_id to SQL as a uuid, and a signed token with any other
      * sub (a bug elsewhere, or a leaked secret) must be a 401, never a 500 from a failed cast. */
     char err[64], sub[64];
-    int rc = jwt_verify(req->app->cfg->jwt_secret, cred, len, time_now_us() / 1000000, sub, sizeof(sub), err,
-                        sizeof(err));
+    int rc = jwt_verify(req->app->cfg->jwt_secret, cred, len, time_now_us() / 1000000, AUTH_ACCESS_TTL_S, sub,
+                        sizeof(sub), err, sizeof(err));
     if (rc == 0 && kit_uuid(sub, req->user_id) != 0) {
         snprintf(err, sizeof(err), "subject is not a UUID");
         rc = -1;
