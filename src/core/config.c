@@ -253,6 +253,11 @@ int config_load(config_t *cfg, config_lookup_cb lookup, void *ctx, char *err, si
         get_int(&l, "LLM_MAX_ATTEMPTS", 4, 1, 10, &cfg->llm_max_attempts) != 0)
         return -1;
     cfg->max_body_bytes = (size_t)body;
+    if (get_int(&l, "LOGIN_MAX_FAILURES", 10, 1, 1000000, &cfg->login_max_failures) != 0 ||
+        get_int(&l, "LOGIN_MAX_FAILURES_PER_ADDRESS", 100, 1, 1000000, &cfg->login_max_failures_addr) != 0 ||
+        get_int(&l, "LOGIN_FAILURE_WINDOW_S", 900, 1, 86400, &cfg->login_failure_window_s) != 0 ||
+        get_bool(&l, "TRUST_PROXY", 0, &cfg->trust_proxy) != 0)
+        return -1;
     return 0;
 }
 

@@ -47,6 +47,11 @@ typedef struct st_config_t {
     int job_lease_s;      /* JOB_LEASE_S (60): how long a claimed job survives its process without renewal */
     int llm_timeout_s;    /* LLM_TIMEOUT_S (180): one LLM request's deadline */
     int llm_max_attempts; /* LLM_MAX_ATTEMPTS (4): tries per LLM call on 429/5xx/timeouts */
+    /* Throttling of failed logins and signups (shared by processes through PostgreSQL). */
+    int login_max_failures;      /* LOGIN_MAX_FAILURES (10): per account per window, then 429 */
+    int login_max_failures_addr; /* LOGIN_MAX_FAILURES_PER_ADDRESS (100): per client address per window */
+    int login_failure_window_s;  /* LOGIN_FAILURE_WINDOW_S (900) */
+    int trust_proxy;             /* TRUST_PROXY (0): 1 takes the client address from X-Forwarded-For */
 } config_t;
 
 /** Looks up one variable; returns NULL when it is not set. */

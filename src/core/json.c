@@ -211,19 +211,52 @@ void jw_raw(json_writer_t *w, const char *json, size_t len)
     buf_append(w->out, json, len);
 }
 
-/* Measures nesting outside string literals and refuses escaped NULs (yajl hands strings out NUL-terminated,
- * so "a\u0000b" would silently become "a"); yajl itself reports every other syntax error. Returns 0, or -1
- * too deep, or -2 for a NUL. */
-static int scan(const char *text, size_t len)
+/* The value of the four hex digits at p, or -1 when they are not hex digits. */
+static long hex4(const char *p)
+{
+    long v = 0;
+    for (int i = 0; i < 4; i++) {
+        char c = p[i];
+        int d = c >= '0' && c <= '9'   ? c - '0'
+                : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                       : -1;
+        if (d < 0)
+            return -1;
+        v = v * 16 + d;
+    }
+    return v;
+}
+
+/* Measures nesting outside string literals, refuses escaped NULs (yajl hands strings out NUL-terminated, so
+ * "a\u0000b" would silently become "a") and, when surrogates is set, UTF-16 surrogate escapes that are not a
+ * high one followed by a low one (yajl turns those into '?'); yajl itself reports every other syntax error.
+ * Returns 0, or -1 too deep, -2 for a NUL, -3 for a lone surrogate. */
+static int scan(const char *text, size_t len, int surrogates)
 {
     int depth = 0, in_string = 0;
     for (size_t i = 0; i < len; i++) {
         char c = text[i];
         if (in_string) {
             if (c == '\\') {
-                if (i + 5 < len && text[i + 1] == 'u' && memcmp(text + i + 2, "0000", 4) == 0)
-                    return -2;
-                i++;
+                long u = i + 5 < len && text[i + 1] == 'u' ? hex4(text + i + 2) : -1;
+                if (u >= 0) {
+                    if (u == 0)
+                        return -2;
+                    if (surrogates && u >= 0xdc00 && u <= 0xdfff)
+                        return -3; /* a low surrogate without a high one before it */
+                    if (surrogates && u >= 0xd800 && u <= 0xdbff) {
+                        long lo = i + 11 < len && text[i + 6] == '\\' && text[i + 7] == 'u'
+                                      ? hex4(text + i + 8)
+                                      : -1;
+                        if (lo < 0xdc00 || lo > 0xdfff)
+                            return -3; /* a high surrogate not followed by a low one */
+                        i += 6;        /* past the high escape; the low one is skipped below */
+                    }
+                    i += 5;
+                } else {
+                    i++;
+                }
             } else if (c == '"')
                 in_string = 0;
         } else if (c == '"') {
@@ -238,15 +271,19 @@ static int scan(const char *text, size_t len)
     return 0;
 }
 
-yajl_val json_parse(const char *text, size_t len, char *err, size_t errlen)
+static yajl_val parse(const char *text, size_t len, int surrogates, char *err, size_t errlen)
 {
-    int sc = scan(text, len);
+    int sc = scan(text, len, surrogates);
     if (sc == -1) {
         snprintf(err, errlen, "JSON nested deeper than %d levels", JSON_MAX_DEPTH);
         return NULL;
     }
     if (sc == -2) {
         snprintf(err, errlen, "NUL characters are not allowed in strings");
+        return NULL;
+    }
+    if (sc == -3) {
+        snprintf(err, errlen, "a string has an unpaired UTF-16 surrogate escape");
         return NULL;
     }
     for (size_t i = 0; i < len;) {
@@ -270,6 +307,16 @@ yajl_val json_parse(const char *text, size_t len, char *err, size_t errlen)
         snprintf(err, errlen, "invalid JSON: %s", yerr[0] ? yerr : "parse error");
     }
     return v;
+}
+
+yajl_val json_parse(const char *text, size_t len, char *err, size_t errlen)
+{
+    return parse(text, len, 0, err, errlen);
+}
+
+yajl_val json_parse_request(const char *text, size_t len, char *err, size_t errlen)
+{
+    return parse(text, len, 1, err, errlen);
 }
 
 yajl_val json_get(yajl_val obj, const char *key)

@@ -47,6 +47,11 @@ void jw_raw(json_writer_t *w, const char *json, size_t len);
 /** Parses a request body: NULL with a message in err when it is not one JSON value, is nested deeper than
  * JSON_MAX_DEPTH, or is not valid UTF-8. Free the result with yajl_tree_free. */
 yajl_val json_parse(const char *text, size_t len, char *err, size_t errlen);
+/** json_parse for what a client sends (request bodies): also refuses a string with a UTF-16 surrogate escape
+ * that is not a high one ("\\ud800"-"\\udbff") directly followed by a low one ("\\udc00"-"\\udfff"), which
+ * yajl would silently store as '?'. (Peers' replies keep json_parse: one stray escape in an LLM answer must
+ * not fail an article.) */
+yajl_val json_parse_request(const char *text, size_t len, char *err, size_t errlen);
 /** The member of an object, or NULL when v is not an object or has no such key. */
 yajl_val json_get(yajl_val obj, const char *key);
 

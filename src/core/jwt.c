@@ -56,8 +56,8 @@ static char *decode_part(const char *p, size_t n)
     return out;
 }
 
-int jwt_verify(const char *secret, const char *token, size_t len, int64_t now_s, char *sub, size_t subcap,
-               char *err, size_t errlen)
+int jwt_verify(const char *secret, const char *token, size_t len, int64_t now_s, int64_t max_ttl_s, char *sub,
+               size_t subcap, char *err, size_t errlen)
 {
     if (len == 0 || len > JWT_MAX_LEN) {
         snprintf(err, errlen, "token length out of range");
@@ -100,10 +100,28 @@ int jwt_verify(const char *secret, const char *token, size_t len, int64_t now_s,
         snprintf(err, errlen, "bad payload");
         goto out;
     }
-    yajl_val exp = json_get(p, "exp"), s = json_get(p, "sub"), type = json_get(p, "type");
+    yajl_val exp = json_get(p, "exp"), iat = json_get(p, "iat"), s = json_get(p, "sub"),
+             type = json_get(p, "type");
     if (exp == NULL || !YAJL_IS_NUMBER(exp) || YAJL_GET_DOUBLE(exp) <= (double)now_s) {
         snprintf(err, errlen, "expired");
         goto out;
+    }
+    /* Doubles: exp and iat may be any JSON number (1e300 included); the comparisons stay exact for the
+     * timestamps that matter (below 2^53). */
+    double e = YAJL_GET_DOUBLE(exp);
+    if (e - (double)now_s > (double)(max_ttl_s + JWT_CLOCK_SKEW_S)) {
+        snprintf(err, errlen, "expiry too far ahead");
+        goto out;
+    }
+    if (iat != NULL) {
+        if (!YAJL_IS_NUMBER(iat) || YAJL_GET_DOUBLE(iat) > (double)(now_s + JWT_CLOCK_SKEW_S)) {
+            snprintf(err, errlen, "bad issue time");
+            goto out;
+        }
+        if (e - YAJL_GET_DOUBLE(iat) > (double)max_ttl_s) {
+            snprintf(err, errlen, "lifetime too long");
+            goto out;
+        }
     }
     if (type != NULL && (!YAJL_IS_STRING(type) || strcmp(type->u.string, "access") != 0)) {
         snprintf(err, errlen, "not an access token");

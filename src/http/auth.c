@@ -13,6 +13,8 @@
 #include "core/timeutil.h"
 #include "http/kit.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,6 +69,31 @@ static const db_named_sql_t statements[] = {
      " WHERE user_id = $1 AND revoked_at IS NULL ORDER BY created_at DESC, id DESC OFFSET $2 LIMIT $3"},
     {"apikey_revoke", "UPDATE api_keys SET revoked_at = now() WHERE id = $1 AND user_id = $2 AND revoked_at "
                       "IS NULL RETURNING id"},
+    /* Throttling (sql/0009_auth_throttle.sql): counts one attempt for the account ($1, an email) and the
+     * client address ($2) and answers how many seconds until the window ends when either is past its limit
+     * ($4, $5), else 0. The keys are upserted in key order so two attempts never wait on each other's rows
+     * crosswise. */
+    {"auth_throttle_hit",
+     "WITH k(key, lim) AS (VALUES ('account:' || lower($1), $4::int), ('address:' || $2, $5::int)),"
+     " up AS ("
+     "  INSERT INTO auth_throttle AS t (key, window_start, attempts)"
+     "  SELECT key, now(), 1 FROM k ORDER BY key"
+     "  ON CONFLICT (key) DO UPDATE SET"
+     "   window_start = CASE WHEN t.window_start <= now() - make_interval(secs => $3::int) THEN now()"
+     "                       ELSE t.window_start END,"
+     "   attempts = CASE WHEN t.window_start <= now() - make_interval(secs => $3::int) THEN 1"
+     "                   ELSE t.attempts + 1 END"
+     "  RETURNING t.key, t.attempts, t.window_start)"
+     " SELECT coalesce(max(greatest(1, ceil(extract(epoch FROM up.window_start"
+     "                                            + make_interval(secs => $3::int) - now()))))"
+     "                 FILTER (WHERE up.attempts > k.lim), 0)::int AS retry_after"
+     " FROM up JOIN k USING (key)"},
+    /* A success: the account starts afresh and the address gets its attempt back. */
+    {"auth_throttle_clear",
+     "WITH a AS (DELETE FROM auth_throttle WHERE key = 'account:' || lower($1))"
+     " UPDATE auth_throttle SET attempts = attempts - 1 WHERE key = 'address:' || $2 AND attempts > 0"},
+    {"auth_throttle_prune",
+     "DELETE FROM auth_throttle WHERE window_start < now() - make_interval(secs => $1::int)"},
 };
 
 int auth_prepare(db_pool_t *pool)
@@ -96,6 +123,126 @@ static void reply_401(http_req_t *req, const char *detail)
 {
     http_add_header(req, "WWW-Authenticate", "Bearer");
     http_reply_error(req, 401, detail);
+}
+
+/* ---- throttling failed logins and signups ---- */
+
+int auth_addr_text(const struct sockaddr *sa, char *out, size_t cap)
+{
+    char text[INET6_ADDRSTRLEN];
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+        if (inet_ntop(AF_INET, &in->sin_addr, text, sizeof(text)) == NULL)
+            return -1;
+    } else if (sa->sa_family == AF_INET6) {
+        struct in6_addr a = ((const struct sockaddr_in6 *)sa)->sin6_addr;
+        if (IN6_IS_ADDR_V4MAPPED(&a)) {
+            if (inet_ntop(AF_INET, a.s6_addr + 12, text, sizeof(text)) == NULL)
+                return -1;
+        } else {
+            /* One host usually holds a whole /64: counting single addresses would let it rotate freely. */
+            memset(a.s6_addr + 8, 0, 8);
+            if (inet_ntop(AF_INET6, &a, text, sizeof(text)) == NULL)
+                return -1;
+            return snprintf(out, cap, "%s/64", text) < (int)cap ? 0 : -1;
+        }
+    } else {
+        return -1;
+    }
+    return snprintf(out, cap, "%s", text) < (int)cap ? 0 : -1;
+}
+
+int auth_forwarded_addr(const char *xff, size_t len, char *out, size_t cap)
+{
+    /* The last entry is the one the trusted proxy appended: the address it saw; earlier ones are the client's
+     * word. */
+    const char *end = xff + len, *start = end;
+    while (start > xff && start[-1] != ',')
+        start--;
+    while (start < end && (*start == ' ' || *start == '\t'))
+        start++;
+    while (end > start && (end[-1] == ' ' || end[-1] == '\t'))
+        end--;
+    char text[INET6_ADDRSTRLEN + 1];
+    size_t n = (size_t)(end - start);
+    if (n == 0 || n >= sizeof(text))
+        return -1;
+    memcpy(text, start, n);
+    text[n] = '\0';
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof(ss));
+    if (inet_pton(AF_INET, text, &((struct sockaddr_in *)&ss)->sin_addr) == 1)
+        ss.ss_family = AF_INET;
+    else if (inet_pton(AF_INET6, text, &((struct sockaddr_in6 *)&ss)->sin6_addr) == 1)
+        ss.ss_family = AF_INET6;
+    else
+        return -1;
+    return auth_addr_text((const struct sockaddr *)&ss, out, cap);
+}
+
+/* The client's address as the throttle counts it: the peer, or with TRUST_PROXY=1 the last X-Forwarded-For
+ * entry when it is an address. */
+static void client_addr(http_req_t *req, char *out, size_t cap)
+{
+    size_t len;
+    const char *xff;
+    if (req->app->cfg->trust_proxy && (xff = http_header(req, "x-forwarded-for", &len)) != NULL &&
+        auth_forwarded_addr(xff, len, out, cap) == 0)
+        return;
+    struct sockaddr_storage ss;
+    if (req->h2o != NULL && req->h2o->conn->callbacks->get_peername != NULL &&
+        req->h2o->conn->callbacks->get_peername(req->h2o->conn, (struct sockaddr *)&ss) > 0 &&
+        auth_addr_text((const struct sockaddr *)&ss, out, cap) == 0)
+        return;
+    snprintf(out, cap, "unknown");
+}
+
+/* The throttle's parameters for one attempt; the strings live in t. */
+typedef struct {
+    char window[16], acct_limit[16], addr_limit[16];
+    const char *params[5];
+} throttle_params_t;
+
+static void throttle_params(http_req_t *req, const char *email, const char *addr, throttle_params_t *t)
+{
+    const config_t *cfg = req->app->cfg;
+    snprintf(t->window, sizeof(t->window), "%d", cfg->login_failure_window_s);
+    snprintf(t->acct_limit, sizeof(t->acct_limit), "%d", cfg->login_max_failures);
+    snprintf(t->addr_limit, sizeof(t->addr_limit), "%d", cfg->login_max_failures_addr);
+    t->params[0] = email;
+    t->params[1] = addr;
+    t->params[2] = t->window;
+    t->params[3] = t->acct_limit;
+    t->params[4] = t->addr_limit;
+}
+
+static void on_throttle_pruned(const db_result_t *r, size_t n, void *data)
+{
+    (void)n;
+    (void)data;
+    if (r[0].err != NULL)
+        log_warn("pruning the login throttle", "%s", r[0].err);
+}
+
+/* Every so many attempts, rows whose window ended are deleted (they only ever answer "start afresh"). */
+static void throttle_maybe_prune(http_req_t *req)
+{
+    static unsigned attempts;
+    if (++attempts % 512 != 0)
+        return;
+    char window[16];
+    snprintf(window, sizeof(window), "%d", req->app->cfg->login_failure_window_s);
+    const char *params[] = {window};
+    db_query(req->app->db, "auth_throttle_prune", 1, params, on_throttle_pruned, NULL);
+}
+
+/* The answer to an attempt past the limit: the same for every email, known or not. */
+static void reply_throttled(http_req_t *req, int retry_after)
+{
+    char v[16];
+    snprintf(v, sizeof(v), "%d", retry_after);
+    http_add_header(req, "Retry-After", v);
+    http_reply_error(req, 429, "Too many failed attempts, try again later");
 }
 
 /* ---- the ROUTE_USER gate ---- */
@@ -236,8 +383,8 @@ void auth_user(http_req_t *req, http_handler_cb next)
     /* The subject must be a UUID: handlers pass user_id to SQL as a uuid, and a signed token with any other
      * sub (a bug elsewhere, or a leaked secret) must be a 401, never a 500 from a failed cast. */
     char err[64], sub[64];
-    int rc = jwt_verify(req->app->cfg->jwt_secret, cred, len, time_now_us() / 1000000, sub, sizeof(sub), err,
-                        sizeof(err));
+    int rc = jwt_verify(req->app->cfg->jwt_secret, cred, len, time_now_us() / 1000000, AUTH_ACCESS_TTL_S, sub,
+                        sizeof(sub), err, sizeof(err));
     if (rc == 0 && kit_uuid(sub, req->user_id) != 0) {
         snprintf(err, sizeof(err), "subject is not a UUID");
         rc = -1;
@@ -306,6 +453,7 @@ typedef struct st_signup_t {
     char id[37];
     char *email, *username, *password;
     char refresh[44];
+    char addr[INET6_ADDRSTRLEN + 4]; /* the client address the throttle counts */
 } signup_t;
 
 static void signup_free(signup_t *s)
@@ -359,13 +507,15 @@ static void on_signup_hashed(void *data, const char *hash, int ok)
     const char *p_grant[] = {s->id, credits};
     const char *p_refresh[] = {s->id, refresh_hash, ttl};
     const char *p_id[] = {s->id};
+    const char *p_clear[] = {s->email, s->addr};
     /* One atomic batch: the user exists with its credits and its session, or not at all. */
-    db_stmt_t stmts[4];
+    db_stmt_t stmts[5];
     size_t k = 0;
     stmts[k++] = (db_stmt_t){"auth_insert_user", NULL, 4, p_user};
     if (app->cfg->signup_credits > 0)
         stmts[k++] = (db_stmt_t){"auth_grant", NULL, 2, p_grant};
     stmts[k++] = (db_stmt_t){"auth_insert_refresh", NULL, 3, p_refresh};
+    stmts[k++] = (db_stmt_t){"auth_throttle_clear", NULL, 2, p_clear};
     stmts[k++] = (db_stmt_t){"auth_user_by_id", NULL, 1, p_id};
     if (db_batch(app->db, stmts, k, on_signup_done, s) == NULL) {
         kit_db_busy(s->req);
@@ -377,11 +527,19 @@ static void on_signup_checked(const db_result_t *r, size_t n, void *data)
 {
     (void)n;
     signup_t *s = data;
-    if (kit_db_failed(s->req, &r[0], "checking a new user's email")) {
+    if (kit_db_failed(s->req, &r[0], "counting a signup attempt") ||
+        kit_db_failed(s->req, &r[1], "checking a new user's email")) {
         signup_free(s);
         return;
     }
-    if (db_bool(r[0].res, 0, "taken")) {
+    int retry_after = (int)db_int(r[0].res, 0, "retry_after");
+    if (retry_after > 0) {
+        log_debug("signing up", "attempt from %s refused: too many failures", s->addr);
+        reply_throttled(s->req, retry_after);
+        signup_free(s);
+        return;
+    }
+    if (db_bool(r[1].res, 0, "taken")) {
         http_reply_error(s->req, 400, "Email or username already registered");
         signup_free(s);
         return;
@@ -478,11 +636,19 @@ void auth_signup(http_req_t *req)
     s->username = xstrdup(username);
     s->password = xstrdup(password);
     v_free(&v);
+    client_addr(req, s->addr, sizeof(s->addr));
+    throttle_params_t t;
+    throttle_params(req, s->email, s->addr, &t);
     const char *params[] = {s->email, s->username};
-    if (db_query(req->app->db, "auth_exists", 2, params, on_signup_checked, s) == NULL) {
+    /* The attempt is counted before anything is checked: a throttled client learns nothing about the email.
+     */
+    db_stmt_t stmts[] = {{"auth_throttle_hit", NULL, 5, t.params}, {"auth_exists", NULL, 2, params}};
+    if (db_batch(req->app->db, stmts, 2, on_signup_checked, s) == NULL) {
         kit_db_busy(req);
         signup_free(s);
+        return;
     }
+    throttle_maybe_prune(req);
 }
 
 /* ---- login ---- */
@@ -491,19 +657,24 @@ typedef struct st_login_t {
     http_req_t *req;
     PGresult *user; /* kept across the password check */
     char refresh[44];
+    char *email;                     /* as given, for the throttle */
+    char addr[INET6_ADDRSTRLEN + 4]; /* the client address the throttle counts */
 } login_t;
 
 static void login_free(login_t *l)
 {
     PQclear(l->user);
+    free(l->email);
     free(l);
 }
 
 static void on_login_session(const db_result_t *r, size_t n, void *data)
 {
-    (void)n;
     login_t *l = data;
-    if (!kit_db_failed(l->req, &r[0], "starting a session"))
+    int failed = 0;
+    for (size_t i = 0; i < n && !failed; i++)
+        failed = kit_db_failed(l->req, &r[i], "starting a session");
+    if (!failed)
         reply_session(l->req, l->user, l->refresh);
     login_free(l);
 }
@@ -522,7 +693,9 @@ static void on_login_verified(void *data, const char *hash, int ok)
     random_token(l->refresh);
     sha256_param(l->refresh, strlen(l->refresh), refresh_hash);
     const char *params[] = {db_value(l->user, 0, "id"), refresh_hash, ttl};
-    if (db_query(l->req->app->db, "auth_insert_refresh", 3, params, on_login_session, l) == NULL) {
+    const char *p_clear[] = {l->email, l->addr};
+    db_stmt_t stmts[] = {{"auth_insert_refresh", NULL, 3, params}, {"auth_throttle_clear", NULL, 2, p_clear}};
+    if (db_batch(l->req->app->db, stmts, 2, on_login_session, l) == NULL) {
         kit_db_busy(l->req);
         login_free(l);
     }
@@ -540,13 +713,20 @@ static void on_login_user(const db_result_t *r, size_t n, void *data)
     login_t *l = ls->l;
     char *password = ls->password;
     free(ls);
-    if (kit_db_failed(l->req, &r[0], "looking up a user")) {
+    int retry_after = 0;
+    if (kit_db_failed(l->req, &r[0], "counting a login attempt") ||
+        kit_db_failed(l->req, &r[1], "looking up a user")) {
+        login_free(l);
+    } else if ((retry_after = (int)db_int(r[0].res, 0, "retry_after")) > 0) {
+        /* Before the password and whether the user exists are looked at: the answer is the same for all. */
+        log_debug("logging in", "attempt from %s refused: too many failures", l->addr);
+        reply_throttled(l->req, retry_after);
         login_free(l);
     } else {
         const char *hash = NULL;
-        if (PQntuples(r[0].res) == 1) {
+        if (PQntuples(r[1].res) == 1) {
             /* The result is freed when this callback returns; keep a copy for after the password check. */
-            l->user = PQcopyResult(r[0].res, PG_COPYRES_ATTRS | PG_COPYRES_TUPLES);
+            l->user = PQcopyResult(r[1].res, PG_COPYRES_ATTRS | PG_COPYRES_TUPLES);
             hash = db_value(l->user, 0, "password_hash");
         }
         /* Unknown emails are checked against a dummy hash so both answers take as long. */
@@ -579,17 +759,27 @@ void auth_login(http_req_t *req)
     }
     login_t *l = xcalloc(1, sizeof(*l));
     l->req = req;
+    l->email = xstrdup(email);
+    client_addr(req, l->addr, sizeof(l->addr));
     login_start_t *ls = xmalloc(sizeof(*ls));
     ls->l = l;
     ls->password = xstrdup(password);
-    const char *params[] = {email};
-    if (db_query(req->app->db, "auth_user_by_email", 1, params, on_login_user, ls) == NULL) {
+    throttle_params_t t;
+    throttle_params(req, l->email, l->addr, &t);
+    const char *params[] = {l->email};
+    /* The attempt is counted before the password is checked, so concurrent guesses cannot overrun the limit;
+     * a success gives it back. */
+    db_stmt_t stmts[] = {{"auth_throttle_hit", NULL, 5, t.params}, {"auth_user_by_email", NULL, 1, params}};
+    v_free(&v);
+    if (db_batch(req->app->db, stmts, 2, on_login_user, ls) == NULL) {
         kit_db_busy(req);
+        explicit_bzero(ls->password, strlen(ls->password));
         free(ls->password);
         free(ls);
         login_free(l);
+        return;
     }
-    v_free(&v);
+    throttle_maybe_prune(req);
 }
 
 /* ---- refresh and logout ---- */

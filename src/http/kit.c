@@ -56,7 +56,7 @@ int v_parse_body(validator_t *v, http_req_t *req, int empty_ok)
         return 0;
     }
     char err[256];
-    v->root = json_parse(p, len, err, sizeof(err));
+    v->root = json_parse_request(p, len, err, sizeof(err));
     if (v->root == NULL) {
         v_error(v, NULL, "JSON decode error", "json_invalid");
         return v_finish(v);

@@ -333,6 +333,8 @@ def check_gate(srv, db, pg, u):
             "the Bearer scheme is case-insensitive")
     tap.is_(srv.request("GET", "/auth/me", headers={"X-API-Key": good}).status, 401,
             "an access token in X-API-Key is refused")
+    tap.is_(srv.request("GET", "/auth/me", headers=bearer(make_jwt(access_payload(uid, ttl=ACCESS_TTL)))).status,
+            200, "a hand-signed token of exactly the configured lifetime is accepted")
 
     hdr, pay, sig = good.split(".")
     other_pay = b64u('{"sub":"%s","iat":%d,"exp":%d,"type":"access","admin":true}' %
@@ -363,6 +365,13 @@ def check_gate(srv, db, pg, u):
         "header not base64": "!!!." + pay + "." + sig,
         "payload not JSON": make_jwt(access_payload(uid)).split(".")[0] + "." + b64u("not json") + ".x",
         "very long": "a" * 5000 + "." + pay + "." + sig,
+        # Lifetime bounds (issue 9 point 7): valid signatures, but exp further than the access token lifetime.
+        "a ten-year lifetime": make_jwt(access_payload(uid, ttl=10 * 365 * 86400)),
+        "exp an hour past the lifetime after iat": make_jwt(access_payload(uid, ttl=ACCESS_TTL + 3600)),
+        "no iat and exp a day ahead": make_jwt({"sub": uid, "exp": int(time.time()) + 86400, "type": "access"}),
+        "iat and exp both a day ahead": make_jwt(access_payload(uid, iat=int(time.time()) + 86400 - 600,
+                                                                exp=int(time.time()) + 86400)),
+        "iat a string": make_jwt(access_payload(uid, iat="yesterday")),
     }
     for what, tok in tampered.items():
         is_401(srv.request("GET", "/auth/me", headers=bearer(tok)), BAD_CRED, "JWT with %s" % what)

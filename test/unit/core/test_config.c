@@ -51,6 +51,10 @@ int main(void)
     TAP_IS_INT(cfg.credits_per_article, 1, "CREDITS_PER_ARTICLE default");
     TAP_IS_INT(cfg.allow_private_urls, 0, "ALLOW_PRIVATE_URLS default");
     TAP_IS_INT(cfg.roles, ROLE_API | ROLE_WORKER | ROLE_SCHEDULER, "INKLOOP_ROLES default: all");
+    TAP_IS_INT(cfg.login_max_failures, 10, "LOGIN_MAX_FAILURES default");
+    TAP_IS_INT(cfg.login_max_failures_addr, 100, "LOGIN_MAX_FAILURES_PER_ADDRESS default");
+    TAP_IS_INT(cfg.login_failure_window_s, 900, "LOGIN_FAILURE_WINDOW_S default: 15 minutes");
+    TAP_IS_INT(cfg.trust_proxy, 0, "TRUST_PROXY default: X-Forwarded-For is not trusted");
     TAP_IS_INT((long long)cfg.max_body_bytes, 1048576, "body limit default 1 MiB");
     TAP_IS_INT((long long)cfg.cors_origin_count, 2, "two default CORS origins");
     TAP_OK(config_origin_allowed(&cfg, "http://localhost:3000", 21), "default origin allowed");
@@ -116,5 +120,11 @@ int main(void)
     expect_error((const char *[]){"INKLOOP_DEV", "1", "CORS_ORIGINS", "localhost:3000", NULL},
                  "CORS_ORIGINS");
     expect_error((const char *[]){"INKLOOP_DEV", "1", "MAX_BODY_BYTES", "10", NULL}, "MAX_BODY_BYTES");
+    expect_error((const char *[]){"INKLOOP_DEV", "1", "LOGIN_MAX_FAILURES", "0", NULL}, "LOGIN_MAX_FAILURES");
+    expect_error((const char *[]){"INKLOOP_DEV", "1", "LOGIN_MAX_FAILURES_PER_ADDRESS", "x", NULL},
+                 "LOGIN_MAX_FAILURES_PER_ADDRESS");
+    expect_error((const char *[]){"INKLOOP_DEV", "1", "LOGIN_FAILURE_WINDOW_S", "0", NULL},
+                 "LOGIN_FAILURE_WINDOW_S");
+    expect_error((const char *[]){"INKLOOP_DEV", "1", "TRUST_PROXY", "yes please", NULL}, "TRUST_PROXY");
     return tap_done();
 }

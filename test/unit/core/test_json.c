@@ -94,5 +94,40 @@ int main(void)
     TAP_OK(v != NULL, "brackets inside strings do not count as nesting");
     yajl_tree_free(v);
     free(nest);
+
+    /* UTF-16 surrogate escapes in request bodies: only a high one followed by a low one is a character. */
+    static const struct {
+        const char *doc;
+        const char *what;
+    } lone[] = {
+        {"{\"a\":\"\\ud800\"}", "a lone high surrogate"},
+        {"{\"a\":\"\\uDBFF\"}", "a lone high surrogate in upper case"},
+        {"{\"a\":\"\\udc00\"}", "a lone low surrogate"},
+        {"{\"a\":\"x\\ude00\\ud83d\"}", "a low surrogate before a high one"},
+        {"{\"a\":\"\\ud83dx\"}", "a high surrogate followed by a letter"},
+        {"{\"a\":\"\\ud83d\\u0041\"}", "a high surrogate followed by another escape"},
+        {"{\"a\":\"\\ud83d\\ud83d\"}", "two high surrogates"},
+        {"{\"a\":\"\\ud83d\\n\"}", "a high surrogate followed by \\n"},
+        {"{\"\\ud800\":1}", "a lone surrogate in a key"},
+        {"[\"ok\",\"\\ud800\"]", "a lone surrogate in an array"},
+    };
+    for (size_t i = 0; i < sizeof(lone) / sizeof(lone[0]); i++) {
+        v = json_parse_request(lone[i].doc, strlen(lone[i].doc), err, sizeof(err));
+        TAP_OK(v == NULL && strstr(err, "surrogate") != NULL, "request JSON with %s refused: %s",
+               lone[i].what, v == NULL ? err : "accepted");
+        if (v != NULL)
+            yajl_tree_free(v);
+    }
+    const char *pair = "{\"a\":\"x\\ud83d\\ude00y\",\"b\":\"\\u00e9\\\\ud800\"}";
+    v = json_parse_request(pair, strlen(pair), err, sizeof(err));
+    TAP_OK(v != NULL, "a surrogate pair and an escaped backslash before ud800 are accepted");
+    TAP_IS_STR(v ? json_get(v, "a")->u.string : "", "x\xf0\x9f\x98\x80y", "the pair decodes to U+1F600");
+    TAP_IS_STR(v ? json_get(v, "b")->u.string : "", "\xc3\xa9\\ud800", "the escaped backslash stays text");
+    if (v != NULL)
+        yajl_tree_free(v);
+    v = json_parse(lone[0].doc, strlen(lone[0].doc), err, sizeof(err));
+    TAP_OK(v != NULL, "json_parse (peers' replies) still tolerates a lone surrogate");
+    if (v != NULL)
+        yajl_tree_free(v);
     return tap_done();
 }

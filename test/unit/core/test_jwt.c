@@ -12,7 +12,7 @@ static const char uid[] = "3f1c2a4e-9b8d-4c7a-8e6f-0a1b2c3d4e5f";
 static int verify(const char *tok, int64_t now, char *err)
 {
     char sub[64];
-    return jwt_verify(secret, tok, strlen(tok), now, sub, sizeof(sub), err, 64);
+    return jwt_verify(secret, tok, strlen(tok), now, 1800, sub, sizeof(sub), err, 64);
 }
 
 /* Builds header.payload.signature from JSON texts, signed with key (or with signature sig when given). */
@@ -39,17 +39,17 @@ int main(void)
 {
     char err[64], sub[64];
     char *tok = jwt_sign(secret, uid, 1000, 1800);
-    TAP_IS_INT(jwt_verify(secret, tok, strlen(tok), 1001, sub, sizeof(sub), err, sizeof(err)), 0,
+    TAP_IS_INT(jwt_verify(secret, tok, strlen(tok), 1001, 1800, sub, sizeof(sub), err, sizeof(err)), 0,
                "round trip");
     TAP_IS_STR(sub, uid, "sub is the user id");
     TAP_IS_INT(verify(tok, 2800, err), -1, "expired at exp");
     TAP_IS_STR(err, "expired", "reason: expired");
     char sub2[8];
-    TAP_IS_INT(jwt_verify(secret, tok, strlen(tok), 1001, sub2, sizeof(sub2), err, sizeof(err)), -1,
+    TAP_IS_INT(jwt_verify(secret, tok, strlen(tok), 1001, 1800, sub2, sizeof(sub2), err, sizeof(err)), -1,
                "sub longer than the buffer refused");
-    TAP_IS_INT(
-        jwt_verify("other-secret-0123456789", tok, strlen(tok), 1001, sub, sizeof(sub), err, sizeof(err)), -1,
-        "other secret refused");
+    TAP_IS_INT(jwt_verify("other-secret-0123456789", tok, strlen(tok), 1001, 1800, sub, sizeof(sub), err,
+                          sizeof(err)),
+               -1, "other secret refused");
 
     /* Flip one character of the payload. */
     char *dot = strchr(tok, '.');
@@ -57,7 +57,7 @@ int main(void)
     TAP_IS_INT(verify(tok, 1001, err), -1, "tampered payload refused");
     free(tok);
 
-    const char *payload = "{\"sub\":\"3f1c2a4e-9b8d-4c7a-8e6f-0a1b2c3d4e5f\",\"exp\":5000}";
+    const char *payload = "{\"sub\":\"3f1c2a4e-9b8d-4c7a-8e6f-0a1b2c3d4e5f\",\"exp\":2500}";
     char *t = forge("{\"alg\":\"none\",\"typ\":\"JWT\"}", payload, secret, "");
     TAP_IS_INT(verify(t, 1001, err), -1, "alg none refused");
     TAP_IS_STR(err, "algorithm not allowed", "reason names the algorithm");
@@ -79,6 +79,40 @@ int main(void)
     free(t);
     t = forge("{\"alg\":\"HS256\"}", "{\"exp\":5000}", secret, NULL);
     TAP_IS_INT(verify(t, 1001, err), -1, "no sub refused");
+    free(t);
+    /* Lifetime bounds (max 1800 s): a validly signed token cannot outlast them. */
+    t = forge("{\"alg\":\"HS256\"}", "{\"sub\":\"x\",\"iat\":1000,\"exp\":2800}", secret, NULL);
+    TAP_IS_INT(verify(t, 1001, err), 0, "exp exactly the lifetime past iat is accepted");
+    free(t);
+    t = forge("{\"alg\":\"HS256\"}", "{\"sub\":\"x\",\"iat\":1000,\"exp\":2801}", secret, NULL);
+    TAP_IS_INT(verify(t, 1001, err), -1, "exp one second more than the lifetime past iat is refused");
+    TAP_IS_STR(err, "lifetime too long", "reason: lifetime too long");
+    free(t);
+    t = forge("{\"alg\":\"HS256\"}", "{\"sub\":\"x\",\"iat\":1000,\"exp\":315360000}", secret, NULL);
+    TAP_IS_INT(verify(t, 1001, err), -1, "a ten-year token with a valid signature is refused");
+    free(t);
+    t = forge("{\"alg\":\"HS256\"}", "{\"sub\":\"x\",\"exp\":100000}", secret, NULL);
+    TAP_IS_INT(verify(t, 1001, err), -1, "without iat, exp far past now is refused");
+    TAP_IS_STR(err, "expiry too far ahead", "reason: expiry too far ahead");
+    free(t);
+    t = forge("{\"alg\":\"HS256\"}", "{\"sub\":\"x\",\"exp\":2850}", secret, NULL);
+    TAP_IS_INT(verify(t, 1001, err), 0, "without iat, exp within the lifetime plus clock skew is accepted");
+    free(t);
+    t = forge("{\"alg\":\"HS256\"}", "{\"sub\":\"x\",\"iat\":99000,\"exp\":100000}", secret, NULL);
+    TAP_IS_INT(verify(t, 1001, err), -1, "iat and exp both far in the future (short span) are refused");
+    free(t);
+    t = forge("{\"alg\":\"HS256\"}", "{\"sub\":\"x\",\"iat\":1200,\"exp\":2000}", secret, NULL);
+    TAP_IS_INT(verify(t, 1001, err), -1, "iat in the future past the clock skew is refused");
+    TAP_IS_STR(err, "bad issue time", "reason: bad issue time");
+    free(t);
+    t = forge("{\"alg\":\"HS256\"}", "{\"sub\":\"x\",\"iat\":\"1000\",\"exp\":2000}", secret, NULL);
+    TAP_IS_INT(verify(t, 1001, err), -1, "a string iat is refused");
+    free(t);
+    t = forge("{\"alg\":\"HS256\"}", "{\"sub\":\"x\",\"iat\":-1e400,\"exp\":2000}", secret, NULL);
+    TAP_IS_INT(verify(t, 1001, err), -1, "an iat of minus infinity is refused");
+    free(t);
+    t = forge("{\"alg\":\"HS256\"}", "{\"sub\":\"x\",\"exp\":1e400}", secret, NULL);
+    TAP_IS_INT(verify(t, 1001, err), -1, "an exp of infinity is refused");
     free(t);
     TAP_IS_INT(verify("a.b", 1001, err), -1, "two parts refused");
     TAP_IS_INT(verify("a.b.c.d", 1001, err), -1, "four parts refused");
