@@ -206,7 +206,6 @@ static void stop_advance(process_t *p)
             p->app.search = NULL;
             return;
         case STOP_NET:
-            webhooks_cancel_tests(); /* the HTTP server is gone; test deliveries may still wait on net */
             net_close(p->app.net, on_step_done, p);
             p->app.net = NULL;
             return;

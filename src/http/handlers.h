@@ -25,9 +25,6 @@ void webhooks_test_url(http_req_t *req);
 void webhooks_test_integration(http_req_t *req);
 /** POST /admin/deliveries/sweep: queues every due delivery that has no job, now. */
 void webhooks_admin_sweep(http_req_t *req);
-/** At shutdown, before the net driver closes: ends the test deliveries still waiting for a receiver (their
- * clients were answered 503 by the HTTP drain) and frees them with their requests. */
-void webhooks_cancel_tests(void);
 
 /* schedtick.c */
 /** POST /admin/scheduler/tick {at?}: runs one campaign scheduler tick as if the time were at (default now)

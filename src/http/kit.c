@@ -1,5 +1,6 @@
 #include "http/kit.h"
 #include "app.h"
+#include "core/alloc.h"
 #include "core/log.h"
 #include "core/timeutil.h"
 
@@ -309,13 +310,66 @@ int kit_paging_text(http_req_t *req, char skip[24], char limit[24])
     return 0;
 }
 
+/* A batch attached to its request: what the cancel hook needs to end it, and the caller's completion. */
+typedef struct st_kit_query_t {
+    http_req_t *req;
+    db_query_t *query;
+    db_batch_cb cb;
+    void *data;
+    void (*free_data)(void *data);
+} kit_query_t;
+
+static void on_kit_batch_done(const db_result_t *results, size_t n, void *p)
+{
+    kit_query_t *kq = p;
+    db_batch_cb cb = kq->cb;
+    void *data = kq->data;
+    http_req_clear_cancel(kq->req);
+    free(kq);
+    cb(results, n, data);
+}
+
+static void on_kit_batch_cancel(http_req_t *req, void *p)
+{
+    kit_query_t *kq = p;
+    (void)req;
+    db_query_cancel(kq->query);
+    if (kq->free_data != NULL)
+        kq->free_data(kq->data);
+    free(kq);
+}
+
+db_query_t *kit_batch(http_req_t *req, const db_stmt_t *stmts, size_t n, db_batch_cb cb, void *data,
+                      void (*free_data)(void *data))
+{
+    kit_query_t *kq = xcalloc(1, sizeof(*kq));
+    kq->req = req;
+    kq->cb = cb;
+    kq->data = data;
+    kq->free_data = free_data;
+    kq->query = db_batch(req->app->db, stmts, n, on_kit_batch_done, kq);
+    if (kq->query == NULL) {
+        free(kq);
+        return NULL;
+    }
+    http_req_set_cancel(req, on_kit_batch_cancel, kq);
+    return kq->query;
+}
+
+db_query_t *kit_query(http_req_t *req, const char *name, int nparams, const char *const *params,
+                      db_batch_cb cb, void *data, void (*free_data)(void *data))
+{
+    db_stmt_t stmt = {.name = name, .nparams = nparams, .params = params};
+    return kit_batch(req, &stmt, 1, cb, data, free_data);
+}
+
 void kit_user_page(http_req_t *req, const char *stmt, db_batch_cb cb)
 {
     char skip[24], limit[24];
     if (kit_paging_text(req, skip, limit) != 0)
         return;
     const char *params[] = {req->user_id, skip, limit};
-    if (db_query(req->app->db, stmt, 3, params, cb, req) == NULL)
+    if (kit_query(req, stmt, 3, params, cb, req, NULL) == NULL)
         kit_db_busy(req);
 }
 

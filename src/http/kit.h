@@ -75,10 +75,22 @@ int v_timestamp(validator_t *v, const char *field, kit_ts_t *out);
     "(CASE WHEN " ts "::text IS NULL THEN NULL WHEN " has_offset "::bool THEN " ts "::timestamptz"           \
     " ELSE (" ts "::timestamp AT TIME ZONE " tz "::text) END)"
 
+/** db_batch owned by req: the batch is attached to req (http_req_set_cancel), so when req ends before the
+ * results arrive (the client went away, or the shutdown deadline answered it), the batch is cancelled,
+ * free_data(data) runs (when free_data is not NULL) and cb never does. Otherwise cb runs as for db_batch,
+ * with the hook already cleared. Returns NULL (nothing attached, nothing freed) when the pool refused, like
+ * db_batch; the caller answers 503 (kit_db_busy). One batch per request at a time. */
+db_query_t *kit_batch(http_req_t *req, const db_stmt_t *stmts, size_t n, db_batch_cb cb, void *data,
+                      void (*free_data)(void *data));
+/** kit_batch of one statement, as db_query. */
+db_query_t *kit_query(http_req_t *req, const char *name, int nparams, const char *const *params,
+                      db_batch_cb cb, void *data, void (*free_data)(void *data));
+
 /** kit_paging with the values as text, ready to be statement parameters. */
 int kit_paging_text(http_req_t *req, char skip[24], char limit[24]);
 /** The common list: runs stmt with ($1 the caller's user id, $2 skip, $3 limit) from the query string and
- * calls cb with req as data; replies 422 (bad paging) or 503 (pool full) itself. */
+ * calls cb with req as data; replies 422 (bad paging) or 503 (pool full) itself. The query is owned by req
+ * (kit_query): it is cancelled when req ends first. */
 void kit_user_page(http_req_t *req, const char *stmt, db_batch_cb cb);
 
 /** Writes one row of res as a JSON object. */

@@ -10,6 +10,8 @@
 #include "http/router.h"
 
 #include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <assert.h>
 #include <ctype.h>
 #include <errno.h>
@@ -24,7 +26,7 @@
     X(SRV_RUNNING)  /* accepting and serving */                                                              \
     X(SRV_DRAINING) /* listener closed; waits for in-flight requests and connections, until the deadline */  \
     X(SRV_FORCING) /* deadline passed: stragglers got 503, sockets shut down; waits for h2o to close them */ \
-    X(SRV_CLOSING) /* h2o disposed; waits for the close callbacks of the listener and the timer */
+    X(SRV_CLOSING) /* h2o disposed; waits for the close callbacks of the listener and the timers */
 #define SRV_ENUM(name) name,
 #define SRV_NAME(name) #name,
 typedef enum { SRV_STATES(SRV_ENUM) } srv_state_t;
@@ -32,6 +34,11 @@ static const char *const srv_state_names[] = {SRV_STATES(SRV_NAME)};
 
 /* How often the forcing state re-checks (and re-shuts) sockets that h2o has not closed yet. */
 #define FORCE_RECHECK_MS 1000
+
+/* How often the connections of requests with a cancel hook are checked for a client that went away. h2o
+ * (HTTP/1.1) stops reading a connection while its request is being served, so it would notice only when the
+ * reply is written (nginx checks the same way while it proxies, in ngx_http_test_reading). */
+#define LIVENESS_CHECK_MS 500
 
 /* The catch-all h2o handler and the filter that rewrites h2o's own error responses. */
 typedef struct {
@@ -94,7 +101,8 @@ struct st_http_server_t {
     uv_tcp_t listener;
     int listening;
     uv_timer_t timer;
-    size_t open_handles; /* listener and timer, until their close callbacks ran */
+    uv_timer_t liveness; /* runs while requests with a cancel hook wait: finds clients that went away */
+    size_t open_handles; /* listener and the timers, until their close callbacks ran */
     h2o_linklist_t conns;
     size_t nconns;
     h2o_linklist_t inflight;
@@ -233,6 +241,7 @@ static void json_detail(buf_t *out, const char *detail)
 /* --- the request object ------------------------------------------------------------------------------- */
 
 static void notify_stream(http_req_t *req, http_stream_event_t ev);
+static void notify_cancel(http_req_t *req);
 
 static void on_backref_dispose(void *p)
 {
@@ -243,9 +252,13 @@ static void on_backref_dispose(void *p)
     if (req != NULL) {
         req->h2o = NULL;
         req->_backref = NULL;
-        /* A stream's owner would otherwise wait for an end that only it can make. */
+        /* A stream's owner would otherwise wait for an end that only it can make; the operation serving a
+         * request no one waits for any more is cancelled (as h2o's proxy cancels its upstream client from its
+         * generator's dispose), but from the server's timer: this may run inside any h2o callback. */
         if (req->_stream_cb != NULL)
             notify_stream(req, HTTP_STREAM_GONE);
+        else if (req->_cancel_cb != NULL)
+            notify_cancel(req);
     }
 }
 
@@ -402,6 +415,8 @@ static void record_request(const http_req_t *req, int status)
 static void req_finish(http_req_t *req, int status, const char *content_type, const char *body, size_t len,
                        char *owned)
 {
+    assert(!req->_cancelling); /* a cancel hook frees its state only; the server frees req */
+    http_req_clear_cancel(req);
     int sent = req->h2o != NULL;
     /* A request answered 503 at the shutdown deadline (detached from the server) was counted then. */
     if (sent || req->_server != NULL)
@@ -430,6 +445,114 @@ static void notify_stream(http_req_t *req, http_stream_event_t ev)
     req->_stream_event = ev;
     h2o_linklist_insert(&srv->notes, &req->_note);
     kick_shutdown(srv);
+}
+
+/* Queues the cancel of the operation serving req, delivered from on_timer. A request the shutdown deadline
+ * already answered has no server left; its operation was cancelled then, or was attached after it (nothing
+ * can be cancelled: its handler replies to free it, as without a hook). */
+static void notify_cancel(http_req_t *req)
+{
+    http_server_t *srv = req->_server;
+    if (srv == NULL || h2o_linklist_is_linked(&req->_note))
+        return;
+    h2o_linklist_insert(&srv->notes, &req->_note);
+    kick_shutdown(srv);
+}
+
+/* Runs the cancel hook of a request that ended before its reply, then frees the request: the one place,
+ * besides req_finish, where a request ends. status is what the metrics count it as: 499 (nginx's "client
+ * closed request") for a client that went away, or the 503 already sent at the shutdown deadline. */
+static void run_cancel(http_req_t *req, int status)
+{
+    http_cancel_cb cb = req->_cancel_cb;
+    void *data = req->_cancel_data;
+    req->_cancel_cb = NULL;
+    req->_cancel_data = NULL;
+    if (req->_server != NULL)
+        record_request(req, status);
+    if (log_enabled(LOG_LEVEL_DEBUG)) {
+        char path[256];
+        log_debug("serving HTTP request", "%s %s -> %d in %llu ms (%s; its operation is cancelled)",
+                  req->method[0] ? req->method : "?", log_path(req, path, sizeof(path)), status,
+                  (unsigned long long)(time_mono_ms() - req->start_ms),
+                  status == 503 ? "shutdown deadline" : "client gone");
+    }
+    if (req->h2o != NULL) {
+        /* The liveness check found the client gone before h2o did: h2o still needs a response to end its
+         * request. The socket is already shut down, so the write fails and h2o closes the connection. */
+        send_to_h2o(req, status, NULL, "", 0, NULL);
+    }
+    req_detach_from_server(req);
+    req->_cancelling = 1;
+    cb(req, data);
+    req->_cancelling = 0;
+    req_free(req);
+}
+
+/* The socket of req's connection, -1 when h2o does not tell. */
+static int req_fd(http_req_t *req)
+{
+    h2o_conn_t *conn = req->h2o->conn;
+    h2o_socket_t *sock = conn->callbacks->get_socket != NULL ? conn->callbacks->get_socket(conn) : NULL;
+    return sock != NULL ? h2o_socket_get_fd(sock) : -1;
+}
+
+/* The client closed the connection fd (its FIN or a reset arrived), as the kernel's TCP state tells without
+ * reading. Not a read (recv with MSG_PEEK): that also sees our own shutdown(SHUT_RD) at the start of the
+ * drain as an end of stream, and a pipelined next request would hide the close. A client that half-closed
+ * (shutdown(SHUT_WR)) and still waits for its answer counts as gone, as with nginx's default. */
+static int client_closed(int fd)
+{
+    struct tcp_info ti;
+    socklen_t len = sizeof(ti);
+    if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0)
+        return 0; /* not TCP, or closing: h2o notices by itself */
+    return ti.tcpi_state == TCP_CLOSE_WAIT || ti.tcpi_state == TCP_CLOSE;
+}
+
+static void on_liveness(uv_timer_t *timer)
+{
+    http_server_t *srv = timer->data;
+    int watched = 0;
+    for (h2o_linklist_t *l = srv->inflight.next; l != &srv->inflight; l = l->next) {
+        http_req_t *req = H2O_STRUCT_FROM_MEMBER(http_req_t, _inflight, l);
+        if (req->_cancel_cb == NULL || req->h2o == NULL || h2o_linklist_is_linked(&req->_note))
+            continue;
+        watched++;
+        int fd = req_fd(req);
+        if (fd < 0 || !client_closed(fd))
+            continue;
+        /* Shut down now, so that the response run_cancel hands h2o fails at once instead of going out. */
+        if (shutdown(fd, SHUT_RDWR) != 0 && errno != ENOTCONN)
+            log_debug("serving HTTP request", "shutdown(): %s", strerror(errno));
+        notify_cancel(req);
+    }
+    if (watched == 0)
+        uv_timer_stop(timer); /* cannot fail; set_cancel starts it again */
+}
+
+void http_req_set_cancel(http_req_t *req, http_cancel_cb cb, void *data)
+{
+    assert(cb != NULL && req->_stream_cb == NULL && !req->_cancelling);
+    req->_cancel_cb = cb;
+    req->_cancel_data = data;
+    http_server_t *srv = req->_server;
+    if (req->h2o == NULL) {
+        notify_cancel(req); /* the client is already gone */
+    } else if (srv != NULL && !uv_is_active((uv_handle_t *)&srv->liveness)) {
+        int r = uv_timer_start(&srv->liveness, on_liveness, LIVENESS_CHECK_MS, LIVENESS_CHECK_MS);
+        if (r != 0)
+            log_error("serving HTTP request",
+                      "uv_timer_start: %s; a client that goes away is noticed at the reply", uv_strerror(r));
+    }
+}
+
+void http_req_clear_cancel(http_req_t *req)
+{
+    req->_cancel_cb = NULL;
+    req->_cancel_data = NULL;
+    if (req->_stream_cb == NULL && h2o_linklist_is_linked(&req->_note))
+        h2o_linklist_unlink(&req->_note);
 }
 
 /* Hands h2o what is pending (with the end of the response once the stream was ended), when h2o can take it.
@@ -507,6 +630,7 @@ static void drop_stream(http_req_t *req, backref_t *b)
 int http_stream_start(http_req_t *req, int status, const char *content_type, http_stream_cb on_event)
 {
     assert(on_event != NULL && req->_stream_cb == NULL);
+    http_req_clear_cancel(req);
     req->_stream_cb = on_event;
     req->_stream_status = status;
     h2o_req_t *h = req->h2o;
@@ -1043,7 +1167,12 @@ http_server_t *http_server_create(uv_loop_t *loop, app_t *app, size_t max_body_b
         abort();
     }
     srv->timer.data = srv;
-    srv->open_handles = 1;
+    if ((r = uv_timer_init(loop, &srv->liveness)) != 0) {
+        log_error("creating the HTTP server", "uv_timer_init: %s", uv_strerror(r));
+        abort();
+    }
+    srv->liveness.data = srv;
+    srv->open_handles = 2;
     return srv;
 }
 
@@ -1125,8 +1254,18 @@ static void shut_down_sockets(http_server_t *srv, int how)
     }
 }
 
-/* Requests still waiting for their handler at the deadline get 503 now; the handler's reply later only
- * frees the request. */
+static void send_shutting_down(http_req_t *req)
+{
+    buf_t b = BUF_INIT;
+    json_detail(&b, "Service is shutting down");
+    size_t len = b.len;
+    char *owned = buf_release(&b);
+    send_to_h2o(req, 503, "application/json", owned, len, &owned);
+    free(owned);
+}
+
+/* Requests still waiting for their handler at the deadline get 503 now. The operation attached to one is
+ * cancelled and the request freed; without one, the handler's reply later only frees the request. */
 static void answer_stragglers(http_server_t *srv)
 {
     while (!h2o_linklist_is_empty(&srv->inflight)) {
@@ -1141,15 +1280,17 @@ static void answer_stragglers(http_server_t *srv)
             stream_close_h2o_side(req);
             continue;
         }
+        if (req->_cancel_cb != NULL) {
+            int status = req->h2o != NULL ? 503 : 499; /* its client may have just gone (note not run yet) */
+            if (req->h2o != NULL)
+                send_shutting_down(req);
+            run_cancel(req, status);
+            continue;
+        }
         req_detach_from_server(req);
         if (req->h2o != NULL) {
             record_request(req, 503);
-            buf_t b = BUF_INIT;
-            json_detail(&b, "Service is shutting down");
-            size_t len = b.len;
-            char *owned = buf_release(&b);
-            send_to_h2o(req, 503, "application/json", owned, len, &owned);
-            free(owned);
+            send_shutting_down(req);
         }
     }
 }
@@ -1193,17 +1334,22 @@ finish:
     srv->state = SRV_CLOSING;
     h2o_context_dispose(&srv->ctx);
     h2o_config_dispose(&srv->config);
+    uv_close((uv_handle_t *)&srv->liveness, on_handle_closed);
     uv_close((uv_handle_t *)&srv->timer, on_handle_closed);
 }
 
-/* Calls the stream owners waiting to be told something. Each is unlinked before its call, and the head is
- * read again after it, because an owner typically ends its stream (and others) from inside the call. */
+/* Calls the stream owners waiting to be told something, and the cancel hooks of requests whose client went
+ * away. Each is unlinked before its call, and the head is read again after it, because an owner typically
+ * ends its stream (and others) from inside the call. */
 static void deliver_notes(http_server_t *srv)
 {
     while (!h2o_linklist_is_empty(&srv->notes)) {
         http_req_t *req = H2O_STRUCT_FROM_MEMBER(http_req_t, _note, srv->notes.next);
         h2o_linklist_unlink(&req->_note);
-        req->_stream_cb(req, req->_stream_event);
+        if (req->_stream_cb != NULL)
+            req->_stream_cb(req, req->_stream_event);
+        else if (req->_cancel_cb != NULL)
+            run_cancel(req, 499);
     }
 }
 

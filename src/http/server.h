@@ -26,6 +26,9 @@ typedef enum {
     HTTP_STREAM_SHUTDOWN, /* the server is shutting down: write a last frame if wanted, then end the stream */
 } http_stream_event_t;
 
+/** Cancels the operation a handler is waiting on for a request that ended first (see http_req_set_cancel). */
+typedef void (*http_cancel_cb)(http_req_t *req, void *data);
+
 /** Tells the owner of a streamed response that it must end it with http_stream_end. It runs from the server's
  * timer, never from inside an http_* call, so the owner may end the stream and free its state in it. */
 typedef void (*http_stream_cb)(http_req_t *req, http_stream_event_t ev);
@@ -35,9 +38,9 @@ typedef void (*http_stream_cb)(http_req_t *req, http_stream_event_t ev);
 
 #define HTTP_MAX_PARAMS 4
 
-/** One request as a handler sees it. Owned by the server; freed by the http_reply* call (or http_stream_end).
- * When the client goes away first, h2o becomes NULL and the reply is dropped, but the handler still replies
- * (to free it). */
+/** One request as a handler sees it. Owned by the server; freed by the http_reply* call (or http_stream_end),
+ * or by the server after the cancel hook ran (http_req_set_cancel). When the client goes away first, h2o
+ * becomes NULL and the reply is dropped; a handler without a cancel hook still replies (to free it). */
 struct st_http_req_t {
     app_t *app;
     h2o_req_t *h2o;                /* NULL once the client went away */
@@ -63,7 +66,10 @@ struct st_http_req_t {
     http_stream_cb _stream_cb;         /* set by http_stream_start: req is a streamed response */
     int _stream_status;                /* the status it started with, for the metrics at its end */
     http_stream_event_t _stream_event; /* what the owner is told while _note is linked */
-    h2o_linklist_t _note;              /* in the server's list of stream owners to notify */
+    h2o_linklist_t _note;              /* in the server's list of owners to notify (stream or cancel) */
+    http_cancel_cb _cancel_cb;         /* set by http_req_set_cancel: the operation serving req */
+    void *_cancel_data;
+    int _cancelling; /* inside _cancel_cb: req must not be replied to */
 };
 
 /** Authenticates a request for a ROUTE_USER route: on success it sets req->user_id and calls next(req) (the
@@ -90,7 +96,8 @@ size_t http_server_in_flight(const http_server_t *srv);
 /** Stops accepting, closes idle keep-alive connections, tells the owners of open streams to end them
  * (HTTP_STREAM_SHUTDOWN), lets in-flight requests finish for up to timeout_ms, then ends the streams still
  * open and answers the other requests still waiting 503 {"detail":"Service is shutting down"} (their
- * handlers' later replies only free them), closes every connection and handle, then calls cb; srv is freed
+ * attached operations are cancelled, see http_req_set_cancel; without one, the handlers' later replies only
+ * free them), closes every connection and handle, then calls cb; srv is freed
  * after cb returns. Call it once, from the loop's thread. */
 void http_server_shutdown(http_server_t *srv, uint64_t timeout_ms, void (*cb)(void *data), void *data);
 
@@ -112,6 +119,19 @@ void http_reply_error(http_req_t *req, int status, const char *detail);
  * "path" or "query". */
 void http_reply_invalid(http_req_t *req, const char *where, const char *field, const char *msg,
                         const char *type);
+
+/** Attaches the operation now serving req (a query, an outbound call), the way h2o's proxy ties its upstream
+ * client to the request. When req ends before the handler replied (the client went away, or the shutdown
+ * deadline answered it 503), the server calls cb(req, data) exactly once, from its own timer (never inside
+ * an h2o, db or net callback, nor inside an http_* call). cb must cancel the operation (db_query_cancel,
+ * net_cancel, ...: its completion then never runs) and free the handler's state, and must not reply: the
+ * server frees req when cb returns. A completion of the operation must first call http_req_clear_cancel or
+ * attach its next operation (which replaces this one); every http_reply* clears the hook. Attaching to a
+ * request whose client is already gone schedules the cancel at once. Not for streamed responses. */
+void http_req_set_cancel(http_req_t *req, http_cancel_cb cb, void *data);
+/** Detaches the operation attached with http_req_set_cancel (its completion is running): from now on the
+ * handler replies to free req, as without a hook. A pending cancel that has not run yet is dropped. */
+void http_req_clear_cancel(http_req_t *req);
 
 /** Starts a streamed response instead of a whole reply: the status line and headers (content type, CORS,
  * those added with http_add_header, no Content-Length: chunked) go out now and the request stays open. Then

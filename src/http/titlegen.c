@@ -20,16 +20,33 @@ int titlegen_prepare(db_pool_t *pool)
     return db_pool_prepare_all(pool, queries_titles, queries_titles_count);
 }
 
+/* One title generation. Its request owns it (http_req_set_cancel): when the client goes away or the shutdown
+ * deadline answers it, on_titlegen_cancel ends the LLM call or the insert in flight and frees it. */
 typedef struct st_titlegen_t {
     http_req_t *req;
     char *description;
     size_t count;
+    llm_call_t *call;   /* waiting for the LLM */
+    db_query_t *insert; /* storing the titles */
 } titlegen_t;
 
 static void titlegen_free(titlegen_t *t)
 {
     free(t->description);
     free(t);
+}
+
+static void on_titlegen_cancel(http_req_t *req, void *data)
+{
+    titlegen_t *t = data;
+    (void)req;
+    if (t->call != NULL) {
+        llm_cancel(t->call);
+        log_info("generating titles", "LLM call cancelled: its request ended first");
+    }
+    if (t->insert != NULL)
+        db_query_cancel(t->insert);
+    titlegen_free(t);
 }
 
 static void write_title(json_writer_t *w, const PGresult *res, int row)
@@ -52,6 +69,8 @@ static void on_titles_stored(const db_result_t *r, size_t n, void *data)
 {
     (void)n;
     titlegen_t *t = data;
+    t->insert = NULL;
+    http_req_clear_cancel(t->req);
     if (!kit_db_failed(t->req, &r[0], "storing generated titles"))
         kit_reply_rows(t->req, r[0].res, write_title);
     titlegen_free(t);
@@ -60,6 +79,8 @@ static void on_titles_stored(const db_result_t *r, size_t n, void *data)
 static void on_llm_titles(llm_call_t *call)
 {
     titlegen_t *t = call->data;
+    t->call = NULL;
+    http_req_clear_cancel(t->req);
     log_info("generating titles", "LLM used %lld prompt + %lld completion tokens",
              (long long)call->prompt_tokens, (long long)call->completion_tokens);
     if (call->err != NULL) {
@@ -95,11 +116,14 @@ static void on_llm_titles(llm_call_t *call)
     }
     jw_array_end(&w);
     const char *params[] = {t->req->user_id, t->description, arr.data};
-    if (db_query(t->req->app->db, "titles_insert", 3, params, on_titles_stored, t) == NULL) {
+    t->insert = db_query(t->req->app->db, "titles_insert", 3, params, on_titles_stored, t);
+    buf_free(&arr);
+    if (t->insert == NULL) {
         kit_db_busy(t->req);
         titlegen_free(t);
+        return;
     }
-    buf_free(&arr);
+    http_req_set_cancel(t->req, on_titlegen_cancel, t);
 }
 
 void titlegen_post(http_req_t *req)
@@ -129,10 +153,12 @@ void titlegen_post(http_req_t *req)
     char *prompt = titles_prompt(t->description, t->count, NULL, 0);
     llm_message_t msgs[] = {{"system", "You write titles for SEO articles. You reply with JSON only."},
                             {"user", prompt}};
-    llm_call_t *call = llm_chat(req->app->llm, msgs, 2, 1, 0, on_llm_titles, t);
+    t->call = llm_chat(req->app->llm, msgs, 2, 1, 0, on_llm_titles, t);
     free(prompt);
-    if (call == NULL) {
+    if (t->call == NULL) {
         http_reply_error(req, 503, "Service temporarily unavailable");
         titlegen_free(t);
+        return;
     }
+    http_req_set_cancel(req, on_titlegen_cancel, t);
 }

@@ -17,30 +17,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* One test delivery. Its request owns it (http_req_set_cancel): when the client goes away or the shutdown
+ * deadline answers it, on_test_cancel ends whichever operation is in flight and frees it. */
 typedef struct st_test_t {
     http_req_t *req;
     char integration_id[37]; /* "" for POST /integrations/test */
-    webhook_send_t *send;
-    char *body; /* the reply, built when the send finished */
-    int status;
-    struct st_test_t *prev, *next; /* in `sending` while send is in flight */
+    db_query_t *query;       /* loading the integration, or recording the outcome */
+    webhook_send_t *send;    /* the delivery, while it waits for the receiver */
+    char *body;              /* the reply, built when the send finished */
 } test_t;
-
-/* Test deliveries waiting for their receiver. The HTTP drain at shutdown answers them 503 at its deadline but
- * cannot end their sends (WEBHOOK_TIMEOUT_S may be longer); webhooks_cancel_tests does, before the net driver
- * closes, which would otherwise drop their callbacks and leak them with their requests. */
-static test_t *sending;
-
-static void unlink_sending(test_t *t)
-{
-    if (t->prev != NULL)
-        t->prev->next = t->next;
-    else
-        sending = t->next;
-    if (t->next != NULL)
-        t->next->prev = t->prev;
-    t->prev = t->next = NULL;
-}
 
 static void test_free(test_t *t)
 {
@@ -48,17 +33,17 @@ static void test_free(test_t *t)
     free(t);
 }
 
-void webhooks_cancel_tests(void)
+static void on_test_cancel(http_req_t *req, void *data)
 {
-    while (sending != NULL) {
-        test_t *t = sending;
-        unlink_sending(t);
+    test_t *t = data;
+    (void)req;
+    if (t->send != NULL) {
         webhook_send_cancel(t->send);
-        t->send = NULL;
-        log_info("testing an integration", "test delivery cancelled: the process is stopping");
-        http_reply_error(t->req, 503, "Service is shutting down");
-        test_free(t);
+        log_info("testing an integration", "test delivery cancelled: its request ended first");
     }
+    if (t->query != NULL)
+        db_query_cancel(t->query);
+    test_free(t);
 }
 
 static void reply_test(test_t *t)
@@ -74,6 +59,8 @@ static void on_tested_recorded(const db_result_t *r, size_t n, void *data)
 {
     (void)n;
     test_t *t = data;
+    t->query = NULL;
+    http_req_clear_cancel(t->req);
     if (r[0].err != NULL)
         log_warn("testing an integration", "recording the test failed: %s", r[0].err);
     reply_test(t);
@@ -83,7 +70,7 @@ static void on_test_sent(webhook_send_t *s)
 {
     test_t *t = s->data;
     t->send = NULL;
-    unlink_sending(t);
+    http_req_clear_cancel(t->req);
     buf_t b = BUF_INIT;
     json_writer_t w;
     jw_init(&w, &b);
@@ -106,8 +93,12 @@ static void on_test_sent(webhook_send_t *s)
         return;
     }
     const char *params[] = {t->integration_id, s->success ? "success" : "failure"};
-    if (db_query(t->req->app->db, "wh_tested", 2, params, on_tested_recorded, t) == NULL)
+    t->query = db_query(t->req->app->db, "wh_tested", 2, params, on_tested_recorded, t);
+    if (t->query == NULL) {
         reply_test(t);
+        return;
+    }
+    http_req_set_cancel(t->req, on_test_cancel, t);
 }
 
 static void send_test(test_t *t, const char *url, const char *secret, const char *api_key)
@@ -128,11 +119,8 @@ static void send_test(test_t *t, const char *url, const char *secret, const char
                              .timeout_s = t->req->app->cfg->webhook_timeout_s,
                              .allow_private = t->req->app->cfg->allow_private_urls};
     t->send = webhook_send(t->req->app->net, &req, on_test_sent, t);
-    t->next = sending;
-    if (sending != NULL)
-        sending->prev = t;
-    sending = t;
     buf_free(&body);
+    http_req_set_cancel(t->req, on_test_cancel, t);
 }
 
 void webhooks_test_url(http_req_t *req)
@@ -164,6 +152,8 @@ static void on_integration(const db_result_t *r, size_t n, void *data)
 {
     (void)n;
     test_t *t = data;
+    t->query = NULL;
+    http_req_clear_cancel(t->req);
     if (kit_db_failed(t->req, &r[0], "loading an integration to test")) {
         test_free(t);
         return;
@@ -186,10 +176,13 @@ void webhooks_test_integration(http_req_t *req)
         return;
     }
     const char *params[] = {t->integration_id, req->user_id};
-    if (db_query(req->app->db, "wh_integration", 2, params, on_integration, t) == NULL) {
+    t->query = db_query(req->app->db, "wh_integration", 2, params, on_integration, t);
+    if (t->query == NULL) {
         kit_db_busy(req);
         test_free(t);
+        return;
     }
+    http_req_set_cancel(req, on_test_cancel, t);
 }
 
 static void on_swept(void *data, const char *err, int enqueued)

@@ -18,6 +18,7 @@ import json
 import os
 import random
 import re
+import select
 import signal
 import socket
 import sys
@@ -317,6 +318,10 @@ class State:
             else:
                 status = c.get("ok_status") or 200
             return status, dict(c)
+
+    def sink_client_closed(self, record):
+        with self.lock:
+            record["client_closed_at"] = time.time()
 
     def sink_set_response(self, record, status):
         with self.lock:
@@ -961,6 +966,9 @@ class Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError, socket.timeout):
             self.close_connection = True
 
+    def hang_until_closed(self, seconds):
+        return _hang_until_closed(self, seconds)
+
     def send_json(self, status, obj, headers=None):
         self.send(status, json.dumps(obj, ensure_ascii=False), "application/json", headers)
 
@@ -1262,9 +1270,13 @@ class Handler(BaseHTTPRequestHandler):
             record.update(verify(secret, headers, body))
         else:
             record.update({"sig_hex_raw": None, "sig_hex_canonical": None, "sig_standard": None})
+        record["client_closed_at"] = None
         status, cfg = st.sink_record(name, record)
         if cfg.get("hang"):
-            time.sleep(cfg["hang"])
+            if self.hang_until_closed(cfg["hang"]):
+                st.sink_client_closed(record)
+                self.close_connection = True
+                return
         extra = {}
         if status >= 300 and cfg.get("retry_after") is not None:
             extra["Retry-After"] = cfg["retry_after"]
@@ -1276,6 +1288,25 @@ class Handler(BaseHTTPRequestHandler):
             return self.send(status, b"" if reply is None or status == 204 else json.dumps(reply),
                              "application/json", extra)
         self.send_json(status, {"error": "stub sink answers %d" % status}, extra)
+
+
+def _hang_until_closed(handler, seconds):
+    """Sleeps up to seconds, watching the connection: true (at once) when the client closed it meanwhile."""
+    sock = handler.connection
+    end = time.monotonic() + seconds
+    while True:
+        left = end - time.monotonic()
+        if left <= 0:
+            return False
+        r, _, _ = select.select([sock], [], [], min(left, 0.5))
+        if r:
+            try:
+                if sock.recv(1, socket.MSG_PEEK) == b"":
+                    return True
+            except OSError:
+                return True
+            # Pipelined bytes (a next request): keep sleeping without spinning on them.
+            time.sleep(min(max(end - time.monotonic(), 0), 0.05))
 
 
 def public_record(r):

@@ -12,6 +12,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdatomic.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -132,6 +133,63 @@ static void h_slow(http_req_t *req)
         abort();
 }
 
+/* An operation attached to its request (http_req_set_cancel): a timer standing in for a query or an outbound
+ * call. Its completion replies; its cancel stops it, so the completion never runs. */
+static atomic_int op_completed, op_cancelled, op_freed;
+
+typedef struct {
+    uv_timer_t timer;
+    http_req_t *req;
+} op_t;
+
+static void on_op_closed(uv_handle_t *h)
+{
+    free(h);
+    atomic_fetch_add(&op_freed, 1);
+}
+
+static void on_op_done(uv_timer_t *t)
+{
+    op_t *op = (op_t *)t;
+    http_req_clear_cancel(op->req);
+    atomic_fetch_add(&op_completed, 1);
+    reply_kv(op->req, "ok", "op");
+    uv_close((uv_handle_t *)&op->timer, on_op_closed);
+}
+
+static void on_op_cancel(http_req_t *req, void *data)
+{
+    op_t *op = data;
+    (void)req;
+    atomic_fetch_add(&op_cancelled, 1);
+    uv_timer_stop(&op->timer);
+    uv_close((uv_handle_t *)&op->timer, on_op_closed);
+}
+
+static void start_op(http_req_t *req, uint64_t ms)
+{
+    op_t *op = calloc(1, sizeof(*op));
+    op->req = req;
+    if (uv_timer_init(&loop, &op->timer) != 0 || uv_timer_start(&op->timer, on_op_done, ms, 0) != 0)
+        abort();
+    http_req_set_cancel(req, on_op_cancel, op);
+}
+
+static void h_op_fast(http_req_t *req)
+{
+    start_op(req, 50);
+}
+
+static void h_op_slow(http_req_t *req)
+{
+    start_op(req, 3000);
+}
+
+static void h_op_endless(http_req_t *req)
+{
+    start_op(req, 60000); /* only the shutdown deadline ends it */
+}
+
 static void h_hang(http_req_t *req)
 {
     hung_req = req; /* answered by the server's shutdown, freed by on_server_down */
@@ -148,6 +206,9 @@ static const http_route_t test_routes[] = {
     {"GET", "/bad-status", h_bad_status, ROUTE_PUBLIC},
     {"GET", "/slow", h_slow, ROUTE_PUBLIC},
     {"GET", "/hang", h_hang, ROUTE_PUBLIC},
+    {"GET", "/op/fast", h_op_fast, ROUTE_PUBLIC},
+    {"GET", "/op/slow", h_op_slow, ROUTE_PUBLIC},
+    {"GET", "/op/endless", h_op_endless, ROUTE_PUBLIC},
     {"GET", "/internal/x", h_secret, ROUTE_INTERNAL},
     {"GET", "/admin/x", h_secret, ROUTE_ADMIN},
     {"GET", "/me", h_me, ROUTE_USER},
@@ -542,6 +603,45 @@ static void test_client_gone(void)
     check_json(REQ("GET /items", ""), 200, "{\"ok\":\"yes\"}", "server fine afterwards");
 }
 
+static void wait_for(atomic_int *v, int want, int ms)
+{
+    for (int i = 0; i < ms / 20 && atomic_load(v) < want; i++)
+        usleep(20 * 1000);
+}
+
+static void test_cancel_hook(void)
+{
+    /* A normal completion replies, and its hook is gone: closing the connection afterwards cancels nothing.
+     */
+    int fd = client_connect(port);
+    const char *fast = "GET /op/fast HTTP/1.1\r\nHost: t\r\n\r\n";
+    resp_t r;
+    TAP_OK(fd >= 0 && send_all(fd, fast, strlen(fast)) == 0 && read_response(fd, &r, 0) == 0,
+           "hooked request answered");
+    TAP_IS_INT(r.status, 200, "by its completion (200)");
+    TAP_OK(body_is(&r, "{\"ok\":\"op\"}"), "with the completion's body");
+    close(fd);
+    usleep(1200 * 1000); /* two liveness checks */
+    TAP_IS_INT(atomic_load(&op_completed), 1, "completed once");
+    TAP_IS_INT(atomic_load(&op_cancelled), 0, "a completed operation is never cancelled");
+
+    /* A client that goes away cancels the operation; its completion never runs; the state is freed. */
+    fd = client_connect(port);
+    const char *slow = "GET /op/slow HTTP/1.1\r\nHost: t\r\n\r\n";
+    TAP_OK(fd >= 0 && send_all(fd, slow, strlen(slow)) == 0, "slow hooked request sent");
+    usleep(100 * 1000);
+    uint64_t t0 = now_ms();
+    close(fd);
+    wait_for(&op_cancelled, 1, 2000);
+    TAP_IS_INT(atomic_load(&op_cancelled), 1, "the client leaving cancels the operation");
+    TAP_OK(now_ms() - t0 < 1500, "within the liveness check (%llu ms)", (unsigned long long)(now_ms() - t0));
+    wait_for(&op_freed, 2, 1000);
+    TAP_IS_INT(atomic_load(&op_freed), 2, "the cancelled operation's state is freed");
+    usleep(3200 * 1000); /* past the operation's own 3 s */
+    TAP_IS_INT(atomic_load(&op_completed), 1, "its completion never runs");
+    check_json(REQ("GET /items", ""), 200, "{\"ok\":\"yes\"}", "server fine afterwards");
+}
+
 /* The client side, in its own thread while the loop runs in the main one (h2o keeps per-thread buffer caches
  * that are only reachable, for the leak checker, from a thread that is still alive at exit). */
 static void client_main(void *arg)
@@ -553,6 +653,7 @@ static void client_main(void *arg)
     test_cors();
     test_access();
     test_client_gone();
+    test_cancel_hook();
 
     /* Shutdown with an idle keep-alive connection and a request whose handler never replies. */
     resp_t r;
@@ -567,6 +668,9 @@ static void client_main(void *arg)
     int hang = client_connect(port);
     const char *hreq = "GET /hang HTTP/1.1\r\nHost: t\r\nOrigin: http://allowed.test\r\n\r\n";
     TAP_OK(hang >= 0 && send_all(hang, hreq, strlen(hreq)) == 0, "hanging request sent");
+    int endless = client_connect(port);
+    const char *ereq = "GET /op/endless HTTP/1.1\r\nHost: t\r\n\r\n";
+    TAP_OK(endless >= 0 && send_all(endless, ereq, strlen(ereq)) == 0, "endless hooked request sent");
     usleep(100 * 1000);
 
     uint64_t t0 = now_ms();
@@ -587,6 +691,9 @@ static void client_main(void *arg)
            (unsigned long long)hang_ms);
     TAP_IS_INT(recv(hang, &c, 1, 0), 0, "then closed");
     close(hang);
+    TAP_IS_INT(read_response(endless, &r, 0), 0, "hooked request answered at the deadline");
+    TAP_IS_INT(r.status, 503, "with 503 too");
+    close(endless);
 }
 
 int main(void)
@@ -597,6 +704,9 @@ int main(void)
         return 1;
     }
     log_setup(cfg.log_level, 0);
+    /* As main.c does: a write to a socket the server shut down (a dropped stream, a client found gone) must
+     * fail with EPIPE, not kill the process. */
+    signal(SIGPIPE, SIG_IGN);
     TAP_IS_INT(uv_loop_init(&loop), 0, "loop");
     app.loop = &loop;
     app.cfg = &cfg;
@@ -620,7 +730,10 @@ int main(void)
     TAP_IS_INT(uv_thread_join(&thread), 0, "client thread done");
 
     TAP_IS_INT(atomic_load(&shutdown_done), 2, "both shutdown callbacks ran");
-    TAP_IS_INT(atomic_load(&inflight_at_shutdown), 1, "one request was in flight at shutdown");
+    TAP_IS_INT(atomic_load(&inflight_at_shutdown), 2, "two requests were in flight at shutdown");
+    TAP_IS_INT(atomic_load(&op_cancelled), 2, "the deadline cancelled the hooked one (the server freed it)");
+    TAP_IS_INT(atomic_load(&op_freed), 3, "and its state was freed");
+    TAP_IS_INT(atomic_load(&op_completed), 1, "no completion ran after a cancel");
     TAP_IS_INT(atomic_load(&hung_detached), 1, "the hung request was detached from h2o by then");
     TAP_OK(hung_req == NULL, "the hung request was freed");
     TAP_IS_INT(uv_loop_close(&loop), 0, "uv_loop_close() == 0");
