@@ -11,7 +11,6 @@
 # where the Debian packages are.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-root=$(pwd)
 
 secs=15
 rounds=2
