@@ -48,9 +48,13 @@ ninja -C build-bench inkloop >/dev/null
 pg_bin=/usr/lib/postgresql/15/bin
 work=$(mktemp -d /tmp/inkloop-compare.XXXXXX)
 chmod 755 "$work" # the cluster's owner (postgres, when run as root) keeps its data in here
-pg_port=$((20000 + RANDOM % 20000))
-ink_port=$((40000 + RANDOM % 10000))
-seed_port=$((50000 + RANDOM % 10000))
+# A port nothing listens on now (the kernel picks it; a clash with a later listener is unlikely, and fails loudly).
+free_port() { /usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+pg_port=$(free_port)
+ink_port=$(free_port)
+seed_port=$(free_port)
+while [ "$ink_port" = "$pg_port" ]; do ink_port=$(free_port); done
+while [ "$seed_port" = "$pg_port" ] || [ "$seed_port" = "$ink_port" ]; do seed_port=$(free_port); done
 ink_pid=""
 seed_pid=""
 stop_pid() { # pid [group]: SIGTERM, wait up to 10 s, then SIGKILL; "group" signals the process group it leads

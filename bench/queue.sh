@@ -68,8 +68,11 @@ gw_version=$("$node" -p "require('$gw/node_modules/graphile-worker/package.json'
 pg_bin=/usr/lib/postgresql/15/bin
 work=$(mktemp -d /tmp/inkloop-queue.XXXXXX)
 chmod 755 "$work" # the cluster's owner (postgres, when run as root) keeps its data in here
-pg_port=$((20000 + RANDOM % 20000))
-http_port=$((40000 + RANDOM % 20000))
+# A port nothing listens on now (the kernel picks it; a clash with a later listener is unlikely, and fails loudly).
+free_port() { /usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+pg_port=$(free_port)
+http_port=$(free_port)
+while [ "$http_port" = "$pg_port" ]; do http_port=$(free_port); done
 child=""
 cleanup() {
   if [ -n "$child" ]; then
