@@ -6,7 +6,7 @@ set -euo pipefail
 
 usage() {
 	echo "usage: deps/install.sh [--bench] [--check]" >&2
-	echo "  --bench  also install the benchmark tools (wrk)" >&2
+	echo "  --bench  also install the benchmark tools (wrk, jq, the seed stack's python packages, node)" >&2
 	echo "  --check  only report missing packages (exit 1 if any), install nothing" >&2
 }
 
@@ -17,7 +17,9 @@ BUILD_PKGS=(
 	libxml2-dev libmd4c-dev libmd4c-html0-dev libargon2-dev libcrypt-dev
 )
 RUN_PKGS=(postgresql-15 postgresql-client-15 python3 curl procps util-linux ca-certificates)
-BENCH_PKGS=(wrk)
+# bench/compare.sh runs the seed stack (FastAPI, uvicorn with uvloop + httptools, asyncpg) from Debian packages;
+# bench/queue.sh runs graphile-worker on node (its npm packages come from the npm registry, see deps/README.md).
+BENCH_PKGS=(wrk jq python3-fastapi python3-uvicorn python3-asyncpg python3-uvloop python3-httptools nodejs)
 
 want_bench=0
 check_only=0

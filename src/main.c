@@ -9,6 +9,7 @@
 #include "http/handlers.h"
 #include "http/router.h"
 #include "http/server.h"
+#include "jobs/bench_noop.h"
 #include "jobs/queue.h"
 #include "net/net.h"
 #include "pipeline/generate.h"
@@ -302,7 +303,8 @@ static int serve(process_t *p)
             log_error("starting", "the job runner could not be created");
             return 1;
         }
-        if (generate_start(&p->app) != 0 || deliver_start(&p->app) != 0) {
+        if (generate_start(&p->app) != 0 || deliver_start(&p->app) != 0 ||
+            jobs_bench_noop_start(p->app.jobs) != 0) {
             log_error("starting", "registering the job handlers failed");
             return 1;
         }
@@ -327,6 +329,7 @@ static int serve(process_t *p)
              (p->cfg.roles & ROLE_SCHEDULER) ? " scheduler" : "", p->cfg.db_pool_size);
 
     uv_run(&p->loop, UV_RUN_DEFAULT);
+    jobs_bench_noop_close();
 
     int rc = uv_loop_close(&p->loop);
     if (rc != 0) {
