@@ -40,47 +40,31 @@ void crypto_hex(const uint8_t *in, size_t n, char *out)
     out[2 * n] = '\0';
 }
 
+/* EVP_EncodeBlock and EVP_DecodeBlock take int lengths, so long inputs go through in blocks; a block of
+ * input is a multiple of 3 bytes (encoding) or 4 characters (decoding), so only the last one is padded. */
+#define B64_BLOCK_CHARS 1024
+#define B64_BLOCK_BYTES (B64_BLOCK_CHARS / 4 * 3)
+
 size_t crypto_base64(const uint8_t *in, size_t n, char *out, int url)
 {
-    static const char std[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    static const char safe[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    const char *alpha = url ? safe : std;
-    size_t o = 0, i = 0;
-    for (; i + 2 < n; i += 3) {
-        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
-        out[o++] = alpha[v >> 18];
-        out[o++] = alpha[(v >> 12) & 63];
-        out[o++] = alpha[(v >> 6) & 63];
-        out[o++] = alpha[v & 63];
-    }
-    if (i < n) {
-        uint32_t v = (uint32_t)in[i] << 16 | (i + 1 < n ? (uint32_t)in[i + 1] << 8 : 0);
-        out[o++] = alpha[v >> 18];
-        out[o++] = alpha[(v >> 12) & 63];
-        if (i + 1 < n)
-            out[o++] = alpha[(v >> 6) & 63];
-        else if (!url)
-            out[o++] = '=';
-        if (!url)
-            out[o++] = '=';
+    size_t o = 0;
+    for (size_t i = 0; i < n; i += B64_BLOCK_BYTES) {
+        size_t chunk = n - i < B64_BLOCK_BYTES ? n - i : B64_BLOCK_BYTES;
+        o += (size_t)EVP_EncodeBlock((unsigned char *)out + o, in + i, (int)chunk);
     }
     out[o] = '\0';
+    if (url) {
+        /* RFC 4648 section 5: the two letters differ and the padding goes. */
+        while (o > 0 && out[o - 1] == '=')
+            out[--o] = '\0';
+        for (size_t i = 0; i < o; i++) {
+            if (out[i] == '+')
+                out[i] = '-';
+            else if (out[i] == '/')
+                out[i] = '_';
+        }
+    }
     return o;
-}
-
-static int b64_value(char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '+' || c == '-')
-        return 62;
-    if (c == '/' || c == '_')
-        return 63;
-    return -1;
 }
 
 long crypto_base64_decode(const char *in, size_t len, uint8_t *out)
@@ -89,19 +73,30 @@ long crypto_base64_decode(const char *in, size_t len, uint8_t *out)
         len--;
     if (len % 4 == 1)
         return -1;
+    /* EVP_DecodeBlock reads only the standard alphabet in whole groups of four, and is lenient where this
+     * function is not: it trims blanks at the start, blanks, newlines and '-' at the end, and reads '='
+     * anywhere as zero bits. So each block is copied with the URL-safe letters translated and those
+     * characters refused, and the last group is padded; what padding decodes to is not counted. */
+    char block[B64_BLOCK_CHARS];
     size_t o = 0;
-    uint32_t acc = 0;
-    int bits = 0;
-    for (size_t i = 0; i < len; i++) {
-        int v = b64_value(in[i]);
-        if (v < 0)
-            return -1;
-        acc = (acc << 6) | (uint32_t)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            out[o++] = (uint8_t)(acc >> bits);
+    for (size_t i = 0; i < len; i += B64_BLOCK_CHARS) {
+        size_t n = len - i < B64_BLOCK_CHARS ? len - i : B64_BLOCK_CHARS;
+        for (size_t k = 0; k < n; k++) {
+            char c = in[i + k];
+            if (c == '-')
+                c = '+';
+            else if (c == '_')
+                c = '/';
+            else if (c == '=' || c == ' ' || c == '\t' || c == '\n' || c == '\r')
+                return -1;
+            block[k] = c;
         }
+        size_t pad = (4 - n % 4) % 4;
+        memset(block + n, '=', pad);
+        int got = EVP_DecodeBlock(out + o, (const unsigned char *)block, (int)(n + pad));
+        if (got < 0)
+            return -1;
+        o += (size_t)got - pad;
     }
     return (long)o;
 }

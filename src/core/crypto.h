@@ -16,7 +16,8 @@ void crypto_hex(const uint8_t *in, size_t n, char *out);
 /** Base64 (url = 1: URL-safe alphabet without padding) of n bytes into out; returns the length written.
  * out needs 4 * ((n + 2) / 3) + 1 bytes. */
 size_t crypto_base64(const uint8_t *in, size_t n, char *out, int url);
-/** Decodes standard or URL-safe base64 (padding optional); returns the length or -1 when invalid.
+/** Decodes standard or URL-safe base64 (padding optional; whitespace and inner "=" are invalid); returns the
+ * length or -1 when invalid.
  * out needs 3 * (len / 4) + 3 bytes. */
 long crypto_base64_decode(const char *in, size_t len, uint8_t *out);
 /** Compares two byte strings in time independent of their contents (lengths may differ); 1 when equal. */

@@ -1,11 +1,13 @@
-/* JSON at the edges: a small writer for responses (compact, UTF-8 kept as is) and a guarded yajl parse for
- * request bodies. yajl_val never travels past the handler that parses a body into its typed struct. */
+/* JSON at the edges: a writer for responses on yajl_gen (compact, UTF-8 kept as is) and a guarded yajl parse
+ * for request bodies. yajl_val never travels past the handler that parses a body into its typed struct. */
 #ifndef INKLOOP_CORE_JSON_H
 #define INKLOOP_CORE_JSON_H
 
 #include "core/buf.h"
 
+#include <stddef.h>
 #include <stdint.h>
+#include <yajl/yajl_gen.h>
 #include <yajl/yajl_tree.h>
 
 /** Deepest nesting a request body may have (yajl frees its tree recursively, so depth is bounded first). */
@@ -19,15 +21,20 @@ void json_put_string(buf_t *b, const char *s);
 /** Same for n bytes that may contain NUL. */
 void json_put_stringn(buf_t *b, const char *s, size_t n);
 
-/** A streaming writer that places commas and colons itself. */
+/** Room for yajl_gen's own state (about 610 bytes in yajl 2.1), kept inside the writer. */
+#define JSON_WRITER_ARENA 1024
+
+/** A streaming writer: yajl_gen places commas and colons and checks the document's shape (a misuse is an
+ * assert). It allocates nothing on the heap, so it needs no free and lives on the caller's stack; it must not
+ * be copied once initialised. */
 typedef struct st_json_writer_t {
     buf_t *out;
-    int depth;
-    unsigned char _first[JSON_MAX_DEPTH + 1]; /* 1 while the container at that depth has no member yet */
-    unsigned char _after_key;
+    yajl_gen _gen;
+    size_t _arena_used;
+    _Alignas(max_align_t) unsigned char _arena[JSON_WRITER_ARENA];
 } json_writer_t;
 
-/** Starts writing into out (appending). */
+/** Starts writing one JSON value into out (appending). */
 void jw_init(json_writer_t *w, buf_t *out);
 void jw_object_begin(json_writer_t *w);
 void jw_object_end(json_writer_t *w);
@@ -38,6 +45,7 @@ void jw_key(json_writer_t *w, const char *key);
 /** A string value, or null when s is NULL. */
 void jw_string(json_writer_t *w, const char *s);
 void jw_int(json_writer_t *w, int64_t v);
+/** A number; null when v is not finite (JSON has no NaN or infinity). */
 void jw_double(json_writer_t *w, double v);
 void jw_bool(json_writer_t *w, int v);
 void jw_null(json_writer_t *w);

@@ -20,6 +20,7 @@
 #include <assert.h>
 #include <curl/curl.h>
 #include <errno.h>
+#include <limits.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -247,6 +248,54 @@ static void set_error(net_op_impl_t *op, CURLcode rc)
     op->pub.err = op->_err;
 }
 
+/* What the op exposes of the response headers is read from curl's own header store once the transfer is
+ * over. request -1 is the last request of a redirect chain, and origin CURLH_HEADER | CURLH_TRAILER leaves
+ * out interim 1xx answers, so only the final answer speaks. The last instance of a repeated header wins; curl
+ * has trimmed the blanks around the value. NULL when absent. */
+static const char *final_header(CURL *easy, const char *name)
+{
+    const unsigned int origin = CURLH_HEADER | CURLH_TRAILER;
+    struct curl_header *h;
+    if (curl_easy_header(easy, name, 0, origin, -1, &h) != CURLHE_OK)
+        return NULL;
+    if (h->amount > 1 && curl_easy_header(easy, name, h->amount - 1, origin, -1, &h) != CURLHE_OK)
+        return NULL;
+    return h->value;
+}
+
+/* Retry-After in seconds, -1 when absent or unreadable. curl parses it (CURLINFO_RETRY_AFTER: delta seconds,
+ * else an HTTP date turned into seconds from now) but reports 0 both for "now" and for a value it could not
+ * read; a value that is neither of RFC 9110's two forms counts as absent here, so a receiver saying "soon"
+ * gets the normal retry delay, not an immediate retry. */
+static long final_retry_after(CURL *easy)
+{
+    const char *v = final_header(easy, "Retry-After");
+    curl_off_t s = 0;
+    if (v == NULL || curl_easy_getinfo(easy, CURLINFO_RETRY_AFTER, &s) != CURLE_OK)
+        return -1;
+    size_t digits = strspn(v, "0123456789");
+    if (digits > 0 && v[digits] == '\0') {
+        /* curl gives 0 for a number too large to hold. */
+        if (s == 0 && strspn(v, "0") != digits)
+            return -1;
+    } else if (curl_getdate(v, NULL) == (time_t)-1) {
+        return -1;
+    }
+    if (s < 0) /* a date in the past */
+        return 0;
+    return s > LONG_MAX ? LONG_MAX : (long)s;
+}
+
+/* Copies what the op exposes of the final answer's headers out of the easy handle. */
+static void take_headers(net_op_impl_t *op)
+{
+    const char *v = final_header(op->_easy, "Content-Type");
+    op->pub.content_type = v != NULL ? xstrdup(v) : NULL;
+    v = final_header(op->_easy, "Location");
+    op->pub.location = v != NULL ? xstrdup(v) : NULL;
+    op->pub.retry_after_s = final_retry_after(op->_easy);
+}
+
 static void op_free(net_op_impl_t *op)
 {
     net_t *net = op->_net;
@@ -271,6 +320,7 @@ static void op_finish(net_op_impl_t *op, CURLcode rc)
         if (curl_easy_getinfo(op->_easy, CURLINFO_RESPONSE_CODE, &status) == CURLE_OK)
             op->pub.status = status;
         set_error(op, rc);
+        take_headers(op);
         CURLMcode mrc = curl_multi_remove_handle(net->multi, op->_easy);
         if (mrc != CURLM_OK)
             log_warn("finishing an outbound request", "curl_multi_remove_handle: %s",
@@ -520,68 +570,6 @@ static size_t on_write(char *ptr, size_t size, size_t nmemb, void *userdata)
     return n;
 }
 
-/* Parses Retry-After: delta seconds or an HTTP date; -1 when neither. */
-static long parse_retry_after(const char *v)
-{
-    if (*v >= '0' && *v <= '9') {
-        char *end;
-        errno = 0;
-        long s = strtol(v, &end, 10);
-        if (errno != 0 || *end != '\0')
-            return -1;
-        return s;
-    }
-    time_t t = curl_getdate(v, NULL);
-    if (t == (time_t)-1)
-        return -1;
-    time_t now = time(NULL);
-    return t > now ? (long)(t - now) : 0;
-}
-
-/* Returns the value of header line "name: value" trimmed, or NULL when the line is another header. */
-static char *header_value(const char *line, size_t len, const char *name)
-{
-    size_t nlen = strlen(name);
-    if (len <= nlen || strncasecmp(line, name, nlen) != 0 || line[nlen] != ':')
-        return NULL;
-    const char *v = line + nlen + 1;
-    const char *end = line + len;
-    while (v < end && (*v == ' ' || *v == '\t'))
-        v++;
-    while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ' || end[-1] == '\t'))
-        end--;
-    return xstrndup(v, (size_t)(end - v));
-}
-
-static size_t on_header(char *line, size_t size, size_t nitems, void *userdata)
-{
-    net_op_impl_t *op = userdata;
-    size_t len = size * nitems;
-    char *v;
-
-    /* A status line starts a new response (a redirect hop, or a final answer after 100 Continue): what the
-     * previous one said no longer describes the answer. */
-    if (len >= 5 && strncmp(line, "HTTP/", 5) == 0) {
-        free(op->pub.content_type);
-        free(op->pub.location);
-        op->pub.content_type = NULL;
-        op->pub.location = NULL;
-        op->pub.retry_after_s = -1;
-        return len;
-    }
-    if ((v = header_value(line, len, "Content-Type")) != NULL) {
-        free(op->pub.content_type);
-        op->pub.content_type = v;
-    } else if ((v = header_value(line, len, "Location")) != NULL) {
-        free(op->pub.location);
-        op->pub.location = v;
-    } else if ((v = header_value(line, len, "Retry-After")) != NULL) {
-        op->pub.retry_after_s = parse_retry_after(v);
-        free(v);
-    }
-    return len;
-}
-
 /* ---- public API ---- */
 
 net_t *net_create(uv_loop_t *loop)
@@ -675,8 +663,6 @@ static CURLcode setup_easy(net_op_impl_t *op, const net_request_t *req)
     SET(CURLOPT_PREREQDATA, (void *)op);
     SET(CURLOPT_WRITEFUNCTION, on_write);
     SET(CURLOPT_WRITEDATA, (void *)op);
-    SET(CURLOPT_HEADERFUNCTION, on_header);
-    SET(CURLOPT_HEADERDATA, (void *)op);
     if (!has_header(req->headers, "User-Agent"))
         SET(CURLOPT_USERAGENT, "inkloop/" INKLOOP_VERSION);
 

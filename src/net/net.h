@@ -32,7 +32,7 @@ struct st_net_op_t {
     long status;        /* HTTP status, 0 when none */
     buf_t body;         /* response body */
     char *content_type; /* NULL when absent */
-    long retry_after_s; /* Retry-After in seconds (delta or HTTP date), -1 when absent */
+    long retry_after_s; /* Retry-After in seconds (delta or HTTP date), -1 when absent or unreadable */
     char *location;     /* Location header, NULL when absent */
     double duration_ms;
     void *data; /* the caller's pointer given to net_start */

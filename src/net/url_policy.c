@@ -1,11 +1,12 @@
 #include "net/url_policy.h"
 
 #include <arpa/inet.h>
+#include <curl/curl.h>
 #include <netinet/in.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 /* Longer URLs are refused: no legitimate webhook or article source needs more, and it bounds what we log. */
 #define URL_MAX_LEN 2048
@@ -15,6 +16,108 @@ static int fail(char *err, size_t errlen, const char *reason)
     if (errlen > 0)
         snprintf(err, errlen, "%s", reason);
     return -1;
+}
+
+/* The authority as written (after "scheme://", up to the path, query or fragment), or NULL when the URL does
+ * not spell "://". curl's parse decides everything; this only words its refusals as before and catches the
+ * two spellings curl tolerates that the policy does not. */
+static const char *raw_authority(const char *url, size_t *len)
+{
+    const char *sep = strstr(url, "://");
+    if (sep == NULL)
+        return NULL;
+    *len = strcspn(sep + 3, "/?#");
+    return sep + 3;
+}
+
+/* Words a refusal of curl_url_set as the policy always has. */
+static int refuse_parse(CURLUcode rc, const char *url, char *err, size_t errlen)
+{
+    size_t alen = 0;
+    const char *auth = raw_authority(url, &alen);
+    if (auth == NULL)
+        auth = "";
+    const char *close = memchr(auth, ']', alen);
+    switch (rc) {
+    case CURLUE_BAD_SCHEME:
+    case CURLUE_UNSUPPORTED_SCHEME:
+    case CURLUE_BAD_SLASHES:
+        return fail(err, errlen, "scheme must be http or https");
+    case CURLUE_NO_HOST:
+        return fail(err, errlen, "missing host");
+    case CURLUE_BAD_IPV6:
+        if (alen >= 2 && auth[0] == '[' && auth[1] == ']')
+            return fail(err, errlen, "missing host");
+        return fail(err, errlen, close == NULL ? "unterminated IPv6 address" : "bad host");
+    case CURLUE_BAD_PORT_NUMBER:
+        /* curl reads whatever follows "]" as the port; "[::1]x" is a malformed host to us. */
+        if (close != NULL && close + 1 < auth + alen && close[1] != ':')
+            return fail(err, errlen, "bad host");
+        return fail(err, errlen, "bad port");
+    case CURLUE_BAD_LOGIN:
+    case CURLUE_BAD_USER:
+    case CURLUE_BAD_PASSWORD:
+        return fail(err, errlen, "user info is not allowed");
+    case CURLUE_BAD_HOSTNAME:
+        /* A backslash is a path separator to browsers but not to curl; refusing it keeps both readings equal.
+         */
+        if (memchr(auth, '\\', alen) != NULL)
+            return fail(err, errlen, "backslash in host");
+        if (memchr(auth, '@', alen) != NULL)
+            return fail(err, errlen, "user info is not allowed");
+        return fail(err, errlen, "bad host");
+    default:
+        if (errlen > 0)
+            snprintf(err, errlen, "malformed URL (%s)", curl_url_strerror(rc));
+        return -1;
+    }
+}
+
+/* The value of one part, or NULL when the URL has none (curl_url_get says CURLUE_NO_*). Free with curl_free.
+ */
+static char *part(CURLU *u, CURLUPart what)
+{
+    char *v = NULL;
+    if (curl_url_get(u, what, &v, 0) != CURLUE_OK)
+        return NULL;
+    return v;
+}
+
+/* Applies the policy to what curl parsed. */
+static int check_parts(CURLU *u, const char *url, char *err, size_t errlen)
+{
+    char *scheme = part(u, CURLUPART_SCHEME);
+    char *user = part(u, CURLUPART_USER);
+    char *password = part(u, CURLUPART_PASSWORD);
+    char *options = part(u, CURLUPART_OPTIONS);
+    char *host = part(u, CURLUPART_HOST);
+    char *port = part(u, CURLUPART_PORT);
+    size_t alen = 0;
+    const char *auth = raw_authority(url, &alen);
+    size_t slen = scheme != NULL ? strlen(scheme) : 0;
+    int rc = 0;
+
+    if (scheme == NULL || (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0) ||
+        strncmp(url + slen, "://", 3) != 0)
+        /* curl also reads "http:/host"; other parsers do not, so only "scheme://" is allowed. */
+        rc = fail(err, errlen, "scheme must be http or https");
+    else if (user != NULL || password != NULL || options != NULL)
+        rc = fail(err, errlen,
+                  memchr(auth, '\\', alen) != NULL ? "backslash in host" : "user info is not allowed");
+    else if (host == NULL || host[0] == '\0' || alen == 0)
+        /* curl reads "http:///path" as host "path". */
+        rc = fail(err, errlen, "missing host");
+    else if (auth[alen - 1] == ':' || (port != NULL && strcmp(port, "0") == 0))
+        /* curl takes an empty port as the default one. */
+        rc = fail(err, errlen, "bad port");
+
+    curl_free(scheme);
+    curl_free(user);
+    curl_free(password);
+    curl_free(options);
+    curl_free(host);
+    curl_free(port);
+    return rc;
 }
 
 int url_policy_check_url(const char *url, char *err, size_t errlen)
@@ -32,62 +135,17 @@ int url_policy_check_url(const char *url, char *err, size_t errlen)
             return fail(err, errlen, "contains whitespace or control characters");
     }
 
-    const char *sep = strstr(url, "://");
-    if (sep == NULL)
-        return fail(err, errlen, "scheme must be http or https");
-    size_t scheme_len = (size_t)(sep - url);
-    if (!((scheme_len == 4 && strncasecmp(url, "http", 4) == 0) ||
-          (scheme_len == 5 && strncasecmp(url, "https", 5) == 0)))
-        return fail(err, errlen, "scheme must be http or https");
-
-    const char *auth = sep + 3;
-    size_t auth_len = strcspn(auth, "/?#");
-    /* A backslash is a path separator to browsers but not to curl; refusing it keeps both readings equal. */
-    if (memchr(auth, '\\', auth_len) != NULL)
-        return fail(err, errlen, "backslash in host");
-    if (memchr(auth, '@', auth_len) != NULL)
-        return fail(err, errlen, "user info is not allowed");
-
-    const char *host = auth;
-    const char *host_end;
-    const char *port = NULL;
-    if (auth_len > 0 && host[0] == '[') {
-        const char *close = memchr(auth, ']', auth_len);
-        if (close == NULL)
-            return fail(err, errlen, "unterminated IPv6 address");
-        if (close == host + 1)
-            return fail(err, errlen, "missing host");
-        host_end = close + 1;
-        if (host_end < auth + auth_len) {
-            if (*host_end != ':')
-                return fail(err, errlen, "bad host");
-            port = host_end + 1;
-        }
-    } else {
-        const char *colon = memchr(auth, ':', auth_len);
-        host_end = colon != NULL ? colon : auth + auth_len;
-        if (colon != NULL)
-            port = colon + 1;
+    /* The URL is read by curl's own parser, the one it connects with, so what passes here is what curl will
+     * reach. CURLU_NON_SUPPORT_SCHEME lets a scheme this curl does not know parse, to be refused by name. */
+    CURLU *u = curl_url();
+    if (u == NULL) {
+        fprintf(stderr, "inkloop: out of memory\n");
+        abort();
     }
-    if (host_end == host)
-        return fail(err, errlen, "missing host");
-
-    if (port != NULL) {
-        const char *port_end = auth + auth_len;
-        long value = 0;
-        if (port == port_end)
-            return fail(err, errlen, "bad port");
-        for (const char *p = port; p < port_end; p++) {
-            if (*p < '0' || *p > '9')
-                return fail(err, errlen, "bad port");
-            value = value * 10 + (*p - '0');
-            if (value > 65535)
-                return fail(err, errlen, "bad port");
-        }
-        if (value == 0)
-            return fail(err, errlen, "bad port");
-    }
-    return 0;
+    CURLUcode rc = curl_url_set(u, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME);
+    int ret = rc == CURLUE_OK ? check_parts(u, url, err, errlen) : refuse_parse(rc, url, err, errlen);
+    curl_url_cleanup(u);
+    return ret;
 }
 
 /* Returns the kind of a forbidden IPv4 address ("loopback", ...) or NULL when the address is public. */

@@ -7,7 +7,8 @@
 #include <stddef.h>
 #include <sys/socket.h>
 
-/** Checks the form of a URL: http or https scheme, a non-empty host, no user info, no control characters or
+/** Checks the form of a URL, as curl's own parser (curl_url) reads it: http or https scheme spelled
+ * "scheme://", a host curl can parse, no user info, a port in 1..65535 when given, no control characters or
  * spaces. Returns 0, or -1 with the reason in err. Does not resolve anything. */
 int url_policy_check_url(const char *url, char *err, size_t errlen);
 /** Checks one address (IPv4 or IPv6, IPv4-mapped IPv6 judged as IPv4). Returns 0 when allowed, or -1 with a

@@ -2,6 +2,7 @@
 #include "core/json.h"
 #include "tap.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,8 +13,135 @@ static char *escaped(const char *s, size_t n)
     return buf_release(&b);
 }
 
+/* One string through the writer, as a value and as a key: {"<s>":["<s>"]}. Returns the document. */
+static char *through_writer(const char *s)
+{
+    buf_t b = BUF_INIT;
+    json_writer_t w;
+    jw_init(&w, &b);
+    jw_object_begin(&w);
+    jw_key(&w, s);
+    jw_array_begin(&w);
+    jw_string(&w, s);
+    jw_array_end(&w);
+    jw_object_end(&w);
+    return buf_release(&b);
+}
+
+/* The exact bytes of every answer depend on these: which characters are escaped and how (\u00XX in lowercase,
+ * the short forms, no escaped '/', DEL and non-ASCII kept), and invalid UTF-8 (strictly: no overlong forms,
+ * surrogates or code points past U+10FFFF) replaced byte by byte with \ufffd. The expectations are what the
+ * hand-written writer produced before yajl_gen placed the punctuation; keys and values escape alike. */
+static void test_escaping_golden(void)
+{
+    static const struct {
+        const char *in, *want, *what;
+    } cases[] = {
+        {"\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e\x0f",
+         "\\u0001\\u0002\\u0003\\u0004\\u0005\\u0006\\u0007\\b\\t\\n\\u000b\\f\\r\\u000e\\u000f",
+         "controls 01-0f"},
+        {"\x10\x11\x12\x13\x14\x15\x16\x17\x18\x19\x1a\x1b\x1c\x1d\x1e\x1f",
+         "\\u0010\\u0011\\u0012\\u0013\\u0014\\u0015\\u0016\\u0017\\u0018\\u0019\\u001a\\u001b\\u001c"
+         "\\u001d\\u001e\\u001f",
+         "controls 10-1f, hex digits lowercase"},
+        {"a/b</script>", "a/b</script>", "solidus not escaped"},
+        {"\"q\" \\ \x7f", "\\\"q\\\" \\\\ \x7f", "quote, backslash, DEL kept"},
+        {"caf\xc3\xa9 \xe2\x80\x94 \xf0\x9f\x98\x80", "caf\xc3\xa9 \xe2\x80\x94 \xf0\x9f\x98\x80",
+         "2, 3 and 4 byte UTF-8 kept"},
+        {"\xef\xbf\xbf\xf4\x8f\xbf\xbf", "\xef\xbf\xbf\xf4\x8f\xbf\xbf", "U+FFFF and U+10FFFF kept"},
+        {"\xc0\x80", "\\ufffd\\ufffd", "overlong NUL"},
+        {"\xe0\x80\xaf", "\\ufffd\\ufffd\\ufffd", "overlong 3 bytes"},
+        {"\xf0\x80\x80\xaf", "\\ufffd\\ufffd\\ufffd\\ufffd", "overlong 4 bytes"},
+        {"\xed\xbf\xbf", "\\ufffd\\ufffd\\ufffd", "low surrogate"},
+        {"\xf4\x90\x80\x80", "\\ufffd\\ufffd\\ufffd\\ufffd", "past U+10FFFF"},
+        {"a\x80"
+         "b\xbf",
+         "a\\ufffdb\\ufffd", "lone continuation bytes"},
+        {"\xfe\xff\xf8\x88\x80\x80\x80", "\\ufffd\\ufffd\\ufffd\\ufffd\\ufffd\\ufffd\\ufffd",
+         "bytes never in UTF-8"},
+        {"x\xe2\x82", "x\\ufffd\\ufffd", "truncated at the end"},
+        {"\xe2\x82x", "\\ufffd\\ufffdx", "truncated before ASCII"},
+        {"\xc3\xa9\xc3", "\xc3\xa9\\ufffd", "valid then truncated"},
+        {"", "", "empty"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char *got = through_writer(cases[i].in);
+        buf_t want = BUF_INIT;
+        buf_printf(&want, "{\"%s\":[\"%s\"]}", cases[i].want, cases[i].want);
+        TAP_IS_STR(got, buf_cstr(&want), "escaping: %s", cases[i].what);
+        buf_free(&want);
+        free(got);
+    }
+    /* With an explicit length, NUL is a character like the others. */
+    char *s = escaped("a\0b", 3);
+    TAP_IS_STR(s, "\"a\\u0000b\"", "NUL escaped");
+    free(s);
+}
+
+/* Numbers and the document's shape. A double that is not finite has no JSON form: it is written as null, so
+ * the document stays valid (the hand-written writer printed nan). */
+static void test_numbers_and_shape(void)
+{
+    buf_t b = BUF_INIT;
+    json_writer_t w;
+    jw_init(&w, &b);
+    jw_array_begin(&w);
+    jw_int(&w, INT64_MIN);
+    jw_int(&w, INT64_MAX);
+    jw_int(&w, 0);
+    jw_double(&w, 0.5);
+    jw_double(&w, 0.0 / 0.0);
+    jw_double(&w, 1.0 / 0.0);
+    jw_double(&w, -1.0 / 0.0);
+    jw_bool(&w, 0);
+    jw_array_begin(&w);
+    jw_array_end(&w);
+    jw_raw(&w, "{\"k\":[]}", 8);
+    jw_object_begin(&w);
+    jw_key(&w, "x");
+    jw_raw(&w, "null", 4);
+    jw_key(&w, "y");
+    jw_object_begin(&w);
+    jw_object_end(&w);
+    jw_object_end(&w);
+    jw_array_end(&w);
+    TAP_IS_STR(buf_cstr(&b),
+               "[-9223372036854775808,9223372036854775807,0,0.5,null,null,null,false,[],{\"k\":[]},"
+               "{\"x\":null,\"y\":{}}]",
+               "integers, doubles (non-finite as null), raw values, empty containers");
+    char err[64];
+    yajl_val v = json_parse(b.data, b.len, err, sizeof(err));
+    TAP_OK(v != NULL, "the document parses");
+    yajl_tree_free(v);
+    buf_free(&b);
+
+    /* The writer appends to what the buffer holds (server-sent events put a prefix first). */
+    buf_t sse = BUF_INIT;
+    buf_puts(&sse, "data: ");
+    jw_init(&w, &sse);
+    jw_object_begin(&w);
+    jw_key(&w, "a");
+    jw_string(&w, "b");
+    jw_object_end(&w);
+    TAP_IS_STR(buf_cstr(&sse), "data: {\"a\":\"b\"}", "appends after existing content");
+    buf_free(&sse);
+
+    /* Nesting to JSON_MAX_DEPTH works. */
+    buf_t deep = BUF_INIT;
+    jw_init(&w, &deep);
+    for (int i = 0; i < JSON_MAX_DEPTH; i++)
+        jw_array_begin(&w);
+    for (int i = 0; i < JSON_MAX_DEPTH; i++)
+        jw_array_end(&w);
+    TAP_IS_INT(deep.len, 2 * JSON_MAX_DEPTH, "nesting %d deep", JSON_MAX_DEPTH);
+    buf_free(&deep);
+}
+
 int main(void)
 {
+    test_escaping_golden();
+    test_numbers_and_shape();
+
     char *s = escaped("a\"b\\c\n\t\x01", 8);
     TAP_IS_STR(s, "\"a\\\"b\\\\c\\n\\t\\u0001\"", "control characters and quotes escaped");
     free(s);

@@ -115,6 +115,37 @@ static void handle_request(conn_t *c, const char *req, size_t req_len)
         gmtime_r(&when, &tm);
         strftime(hdr, sizeof(hdr), "Retry-After: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm);
         respond(c, "503 Service Unavailable", hdr, "", 0);
+    } else if (strncmp(path, "/ra/", 4) == 0) {
+        /* /ra/<case>: one Retry-After form per case. */
+        char hdr[128];
+        const char *p = path + 4;
+        if (strcmp(p, "past") == 0) {
+            time_t when = time(NULL) - 3600;
+            struct tm tm;
+            gmtime_r(&when, &tm);
+            strftime(hdr, sizeof(hdr), "Retry-After: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm);
+        } else {
+            const char *v = strcmp(p, "zero") == 0     ? "0"
+                            : strcmp(p, "junk") == 0   ? "soon"
+                            : strcmp(p, "suffix") == 0 ? "120abc"
+                            : strcmp(p, "neg") == 0    ? "-5"
+                            : strcmp(p, "huge") == 0   ? "99999999999999999999"
+                            : strcmp(p, "spaces") == 0 ? "   42  "
+                                                       : "";
+            snprintf(hdr, sizeof(hdr), "Retry-After: %s\r\n", v);
+        }
+        respond(c, "429 Too Many Requests", hdr, "", 0);
+    } else if (strcmp(path, "/headers-odd") == 0) {
+        /* Names in any case, values padded with blanks, a repeated header: the last one counts. */
+        respond(c, "200 OK",
+                "content-type:   text/first  \r\nX-Other: 1\r\nCONTENT-TYPE:\ttext/last; charset=utf-8 \t\r\n"
+                "location:/elsewhere\r\nRetry-After: 5\r\nretry-after: 9\r\n",
+                "", 0);
+    } else if (strcmp(path, "/continue") == 0) {
+        /* An interim 1xx answer's headers describe nothing of the final one. */
+        const char *interim = "HTTP/1.1 100 Continue\r\nContent-Type: text/bogus\r\nRetry-After: 4\r\n\r\n";
+        send_raw(c, interim, strlen(interim), 0);
+        respond(c, "200 OK", "", "done", 4);
     } else if (strcmp(path, "/redirect") == 0) {
         respond(c, "301 Moved Permanently", "Location: /ok\r\nContent-Type: text/html\r\nRetry-After: 3\r\n",
                 "moved", 5);
@@ -395,6 +426,48 @@ static void test_statuses(net_t *net)
     TAP_IS_STR(r.err, NULL, "404: not an error");
     TAP_IS_INT(r.status, 404, "404: status");
     TAP_IS_STR(r.content_type, NULL, "404: no content type");
+    result_free(&r);
+    free(u);
+}
+
+/* Response headers as the op exposes them: the final answer's, last instance wins, values trimmed, and a
+ * Retry-After that is neither delta seconds nor an HTTP date counts as absent (-1), not as "now". */
+static void test_headers(net_t *net)
+{
+    static const struct {
+        const char *path;
+        long want;
+    } ra[] = {
+        {"/ra/zero", 0}, {"/ra/past", 0},  {"/ra/junk", -1},   {"/ra/suffix", -1},
+        {"/ra/neg", -1}, {"/ra/huge", -1}, {"/ra/spaces", 42}, {"/ra/empty", -1},
+    };
+    result_t r;
+    for (size_t i = 0; i < sizeof(ra) / sizeof(ra[0]); i++) {
+        char *u = url(ra[i].path);
+        net_request_t req = {.url = u, .allow_private = 1};
+        fetch(net, &req, &r);
+        TAP_IS_INT(r.status, 429, "%s: status", ra[i].path);
+        TAP_IS_INT(r.retry_after_s, ra[i].want, "%s: Retry-After", ra[i].path);
+        result_free(&r);
+        free(u);
+    }
+
+    char *u = url("/headers-odd");
+    net_request_t req = {.url = u, .allow_private = 1};
+    fetch(net, &req, &r);
+    TAP_IS_STR(r.content_type, "text/last; charset=utf-8", "odd headers: last Content-Type, trimmed");
+    TAP_IS_STR(r.location, "/elsewhere", "odd headers: lowercase name, no blank after the colon");
+    TAP_IS_INT(r.retry_after_s, 9, "odd headers: last Retry-After");
+    result_free(&r);
+    free(u);
+
+    u = url("/continue");
+    req.url = u;
+    fetch(net, &req, &r);
+    TAP_IS_INT(r.status, 200, "after 100 Continue: final status");
+    TAP_IS_STR(r.body, "done", "after 100 Continue: body");
+    TAP_IS_STR(r.content_type, NULL, "after 100 Continue: interim Content-Type forgotten");
+    TAP_IS_INT(r.retry_after_s, -1, "after 100 Continue: interim Retry-After forgotten");
     result_free(&r);
     free(u);
 }
@@ -786,6 +859,7 @@ int main(void)
     TAP_OK(net != NULL, "net_create");
     test_basic(net);
     test_statuses(net);
+    test_headers(net);
     test_redirects(net);
     test_size_cap(net);
     test_failures(net);

@@ -173,11 +173,93 @@ static void test_urls(void)
     TAP_IS_STR(tiny, "sch", "tiny buffer truncated");
 }
 
+/* Forms the policy allows or refuses the same way whichever parser reads them: user info in every spelling,
+ * IPv6 literals, percent-encoded hosts (the address check at connect time still judges what they name),
+ * scheme case, missing hosts and trailing dots. */
+static void test_url_forms(void)
+{
+    static const char *const good[] = {
+        "HTTP://EXAMPLE.COM/",
+        "HtTpS://example.com",
+        "http://example.com./",
+        "http://example.com../",
+        "http://ex%61mple.com/",
+        "http://%31%32%37.0.0.1/",
+        "http://[::1]",
+        "http://[::1]:65535/",
+        "http://[::ffff:127.0.0.1]:8080/",
+        "http://[fe80::1%25eth0]/",
+        "http://example.com:65535/",
+        "http://example.com:080/",
+        "http://example.com/a\\b",
+    };
+    char err[128];
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        int rc = url_policy_check_url(good[i], err, sizeof(err));
+        TAP_IS_INT(rc, 0, "allowed: %s", good[i]);
+        if (rc != 0)
+            printf("#   reason: %s\n", err);
+    }
+    static const struct {
+        const char *url;
+        const char *msg;
+    } bad[] = {
+        {"http://@example.com/", "user info is not allowed"},
+        {"http://:@example.com/", "user info is not allowed"},
+        {"http://user:@example.com", "user info is not allowed"},
+        {"http://a%40b@example.com/", "user info is not allowed"},
+        {"http://a@b@example.com/", "user info is not allowed"},
+        {"https://u:p@[::1]:8443/", "user info is not allowed"},
+        {"http://a\\b.com/", "backslash in host"},
+        {"http://?x", "missing host"},
+        {"http://#x", "missing host"},
+        {"http://:/", "missing host"},
+        {"http:///", "missing host"},
+        {"HTTP:///example.com/", "missing host"},
+        {"HTTP:/example.com", "scheme must be http or https"},
+        {"http:example.com", "scheme must be http or https"},
+        {"FTP://example.com/", "scheme must be http or https"},
+        {"http://[::1]x/", "bad host"},
+        {"http://[::1]:/", "bad port"},
+        {"http://[::1]:0/", "bad port"},
+        {"http://example.com:99999999999999999999/", "bad port"},
+        {"http://example.com:-1/", "bad port"},
+        {"http://example.com:8080x/", "bad port"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        err[0] = '\0';
+        TAP_IS_INT(url_policy_check_url(bad[i].url, err, sizeof(err)), -1, "refused: %s", bad[i].url);
+        TAP_IS_STR(err, bad[i].msg, "reason: %s", bad[i].url);
+    }
+}
+
+/* Hosts curl cannot connect to are refused when the URL is checked, not later at connect time: the check
+ * uses curl's own parser, so what it allows is what curl will read. */
+static void test_url_curl_rejects(void)
+{
+    static const struct {
+        const char *url;
+        const char *msg;
+    } bad[] = {
+        {"http://[zz]/", "bad host"},           {"http://[1.2.3.4]/", "bad host"},
+        {"http://exa%20mple.com/", "bad host"}, {"http://%2F/", "bad host"},
+        {"http://a.b;x/", "bad host"},
+    };
+    char err[128];
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        err[0] = '\0';
+        TAP_IS_INT(url_policy_check_url(bad[i].url, err, sizeof(err)), -1, "refused: %s", bad[i].url);
+        TAP_IS_STR(err, bad[i].msg, "reason: %s", bad[i].url);
+    }
+}
+
 int main(void)
 {
     test_refused_addresses();
     test_allowed_addresses();
     test_non_ip_family();
     test_urls();
+    test_url_forms();
+    test_url_curl_rejects();
     return tap_done();
 }
