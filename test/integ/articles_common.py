@@ -37,8 +37,8 @@ class Env:
         tap.ok(all(s not in log for s in ("AddressSanitizer", "LeakSanitizer", "runtime error:")),
                "no sanitizer report in the server log", log[-3000:])
 
-    def sql(self, q):
-        return self.pg.query(q, url=self.db)
+    def sql(self, q, timeout=30):
+        return self.pg.query(q, url=self.db, timeout=timeout)
 
     def signup(self, name):
         r = self.srv.request("POST", "/auth/signup", body={"email": name + "@example.com", "username": name,

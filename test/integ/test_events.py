@@ -275,7 +275,7 @@ def main():
     slow.next_event()
     # 12000 notifications in one transaction (the trigger fires for every SET status), ~560 bytes each.
     env.sql("DO $$ BEGIN FOR i IN 1..12000 LOOP UPDATE articles SET status = 'writing',"
-            " progress_detail = repeat('x', 400) || i WHERE id = '%s'; END LOOP; END $$" % aid)
+            " progress_detail = repeat('x', 400) || i WHERE id = '%s'; END LOOP; END $$" % aid, timeout=180)
     tap.ok(wait_until(lambda: "dropping it" in srv.log() or None, 20, 0.5),
            "a client that stops reading is dropped", srv.log()[-2000:])
     slow.close()
