@@ -65,6 +65,7 @@ typedef struct st_dlv_t {
 
 static struct {
     app_t *app;
+    jobs_runner_t *jobs; /* the runner the kind is registered with; it outlives every delivery */
     uv_timer_t sweep;
     int started;
     int sweeping;
@@ -354,7 +355,8 @@ static void advance(dlv_t *d)
             const char *p_failed[] = {d->id, d->error, d->msg_id, max, d->final ? "true" : "false", delay};
             const char *p_integ_failed[] = {integ, d->disable ? "true" : "false",
                                             "HTTP 410 Gone from the receiver"};
-            const char *p_job[] = {job_id, jobs_runner_id(d->app->jobs)};
+            /* D.jobs: app->jobs is cleared when stopping begins, and a draining delivery records after that. */
+            const char *p_job[] = {job_id, jobs_runner_id(D.jobs)};
             const char *p_id[] = {d->id};
             db_stmt_t stmts[6];
             size_t n = 0;
@@ -506,6 +508,7 @@ int deliver_start(app_t *app)
     if (app->jobs == NULL)
         return 0;
     D.app = app;
+    D.jobs = app->jobs;
     if (jobs_register(app->jobs, "deliver_webhook", on_job_start, on_job_cancel, DELIVER_CONCURRENCY, app) !=
             0 ||
         jobs_set_drain(app->jobs, "deliver_webhook", on_job_drain) != 0)
