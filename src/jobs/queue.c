@@ -28,6 +28,10 @@
  * the moment that session ends (the process died, or its connection did), so the rescue sweep of any process
  * sees the jobs of a dead process within one sweep, without waiting for their leases. */
 #define JOBS_LIVENESS_NS_TEXT "1768713329" /* "iklq": the lock's first key, the namespace of runner keys */
+/* A restarted PostgreSQL has no session of anyone: for this long after its start only leases count, so every
+ * live process reconnects its LISTEN connection and takes its lock again (the reconnect backoff is at most 5
+ * s) before its jobs could look abandoned. */
+#define LIVENESS_GRACE_S_TEXT "10"
 /* Rows one rescue takes; a full batch sweeps again at once. */
 #define RESCUE_BATCH 100
 #define RESCUE_BATCH_TEXT "100"
@@ -69,15 +73,16 @@ static const char HEARTBEAT_SQL[] =
 /* Jobs whose holder is gone: its database session no longer holds the liveness lock stamped on the row
  * (owner_key: the process died, or lost its session), or its lease expired (a hung process, or one that never
  * got its lock). pg_locks shows the locks of every session, whoever the user; only sessions of this database
- * count. SKIP LOCKED so sweeps of several processes split the work, and a row being finished right now by its
- * holder is left to it. */
+ * count (not in the first LIVENESS_GRACE_S after the server started). SKIP LOCKED so sweeps of several
+ * processes split the work, and a row being finished right now by its holder is left to it. */
 static const char RESCUE_SQL[] =
     "WITH live AS (SELECT l.objid FROM pg_locks l WHERE l.locktype = 'advisory' AND l.granted "
     "AND l.classid = " JOBS_LIVENESS_NS_TEXT "::oid AND l.objsubid = 2 "
     "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())), "
     "gone AS (SELECT id, locked_by, CASE WHEN lease_until < now() THEN 'lease expired' "
     "ELSE 'its process is gone' END AS why FROM jobs WHERE state = 'running' AND (lease_until < now() "
-    "OR (owner_key IS NOT NULL AND owner_key::oid NOT IN (SELECT objid FROM live))) "
+    "OR (owner_key IS NOT NULL AND owner_key::oid NOT IN (SELECT objid FROM live) "
+    "AND now() - pg_postmaster_start_time() > interval '" LIVENESS_GRACE_S_TEXT " seconds')) "
     "ORDER BY lease_until LIMIT " RESCUE_BATCH_TEXT " FOR UPDATE SKIP LOCKED) "
     "UPDATE jobs j SET state = CASE WHEN j.attempts >= j.max_attempts THEN 'failed' ELSE 'queued' END, "
     "finished_at = CASE WHEN j.attempts >= j.max_attempts THEN now() END, run_at = now(), "
@@ -1291,7 +1296,8 @@ void jobs_runner_start(jobs_runner_t *r)
     set_state(r, RUNNER_IDLE);
     if (r->listen != NULL && r->nhandlers > 0) {
         /* The first claim waits for the LISTEN session and its liveness lock (on_listening), so the jobs it
-         * takes are stamped as ours from the start; a listener that cannot connect delays it only a little. */
+         * takes are stamped as ours from the start; a listener that cannot connect delays it only a little.
+         */
         arm(&r->due_timer, LIVENESS_WAIT_MS, on_due, "arming the first claim");
         return;
     }
