@@ -182,8 +182,7 @@ typedef struct st_held_t {
     handler_t *handler;
     struct st_held_t *prev, *next;
     job_state_t state;
-    int started;  /* start_cb ran, so cancel_cb is owed on shutdown or loss */
-    int draining; /* shutdown lets its handler finish it (jobs_drain_cb said so) */
+    int started; /* start_cb ran, so cancel_cb is owed on shutdown or loss */
     char id_text[24];
     uint64_t lease_ends;  /* loop time (ms) by which our lease has surely ended unless renewed */
     uint64_t hb_seq;      /* the heartbeat that last carried this job */
@@ -935,8 +934,7 @@ static int begin_stop(jobs_runner_t *r)
     int running = 0, draining = 0;
     for (h = r->held.head; h != NULL; h = h->next) {
         if (h->state == JOB_RUNNING && call_drain(h, 0)) {
-            h->draining = 1; /* may be finishing already: the handler may have finished it in the call */
-            draining++;
+            draining++; /* left running (or finished by the handler inside the call) */
         } else if (h->state == JOB_RUNNING || h->state == JOB_CLAIMED) {
             int owed = h->state == JOB_RUNNING && h->started;
             h->state = JOB_HANDED; /* before cancel_cb, so a handler finishing it there is caught */
