@@ -153,10 +153,14 @@ static void on_step_done(void *data)
 }
 
 /* The HTTP drain, the runner's stop and the scheduler's stop run together: jobs are handed back (and resume
- * elsewhere) at once, not after the HTTP drain, so they are safe before an orchestrator's kill grace runs
+ * elsewhere) at once, not after the HTTP drain (only webhooks already sent wait for their answers, up to
+ * SHUTDOWN_TIMEOUT_S, so none is sent twice), so they are safe before an orchestrator's kill grace runs
  * out; the scheduler's timer stops at once and its ticks in flight (the timer's, or an admin request's that
  * the drain is waiting for) get the same bounded time to finish. */
 static int drain_pending;
+
+/* How often a worker sweeps for jobs whose process is gone (at most: a shorter lease's third). */
+#define JOBS_RESCUE_INTERVAL_MS 2000
 
 static void on_drain_part_done(void *data)
 {
@@ -297,7 +301,13 @@ static int serve(process_t *p)
         jobs_config_t jc = {.conninfo = p->cfg.database_url,
                             .concurrency = p->cfg.worker_concurrency + DELIVER_CONCURRENCY,
                             .lease_ms = p->cfg.job_lease_s * 1000,
-                            .rescue_interval_ms = p->cfg.job_lease_s * 1000 / 3};
+                            /* Cheap (running jobs only); often, so a dead process's jobs resume in
+                             * seconds (its database session is gone), not after their lease. */
+                            .rescue_interval_ms = p->cfg.job_lease_s * 1000 / 3 < JOBS_RESCUE_INTERVAL_MS
+                                                      ? p->cfg.job_lease_s * 1000 / 3
+                                                      : JOBS_RESCUE_INTERVAL_MS,
+                            /* Sent webhooks wait for their answers (deliver.c) as long as requests do. */
+                            .drain_timeout_ms = p->cfg.shutdown_timeout_s * 1000};
         p->app.jobs = jobs_runner_create(&p->loop, p->app.db, &jc);
         if (p->app.jobs == NULL) {
             log_error("starting", "the job runner could not be created");

@@ -48,6 +48,7 @@ struct st_db_listen_t {
     uv_loop_t *loop;
     db_listen_config_t cfg;
     char *conninfo;
+    char *session_sql;
     char *target; /* host:port/dbname for logs, never the password */
     char **channels;
     size_t nchannels;
@@ -132,6 +133,7 @@ static void listen_free(db_listen_t *l)
         free(l->channels[i]);
     free(l->channels);
     free(l->conninfo);
+    free(l->session_sql);
     free(l->target);
     free(l->err);
     free(l);
@@ -258,6 +260,8 @@ static int send_listen(db_listen_t *l)
         buf_printf(&sql, "LISTEN %s;", quoted);
         PQfreemem(quoted);
     }
+    if (l->session_sql != NULL)
+        buf_printf(&sql, "%s;", l->session_sql);
     /* With no channel an empty query still completes, so the machine needs no special case. */
     int rc = send_query(l, buf_cstr(&sql), "subscribing");
     buf_free(&sql);
@@ -520,6 +524,8 @@ db_listen_t *db_listen_create(uv_loop_t *loop, const db_listen_config_t *cfg, db
         l->cfg.backoff_max_ms = 5000;
     l->conninfo = xstrdup(cfg->conninfo != NULL ? cfg->conninfo : "");
     l->cfg.conninfo = l->conninfo;
+    l->session_sql = cfg->session_sql != NULL ? xstrdup(cfg->session_sql) : NULL;
+    l->cfg.session_sql = l->session_sql;
     l->on_notify = on_notify;
     l->on_listening = on_listening;
     l->data = data;

@@ -20,11 +20,14 @@ typedef void (*db_listen_notify_cb)(const char *channel, const char *payload, vo
 typedef void (*db_listen_ready_cb)(int reconnected, void *data);
 
 typedef struct st_db_listen_config_t {
-    const char *conninfo;   /* libpq connection string or URL */
-    int connect_timeout_ms; /* connect, subscribe and keepalive answer deadline (default 10000) */
-    int keepalive_ms;       /* a "SELECT 1" after this much quiet (default 30000) */
-    int backoff_min_ms;     /* first reconnect delay (default 100) */
-    int backoff_max_ms;     /* reconnect delay cap (default 5000) */
+    const char *conninfo;    /* libpq connection string or URL */
+    int connect_timeout_ms;  /* connect, subscribe and keepalive answer deadline (default 10000) */
+    int keepalive_ms;        /* a "SELECT 1" after this much quiet (default 30000) */
+    int backoff_min_ms;      /* first reconnect delay (default 100) */
+    int backoff_max_ms;      /* reconnect delay cap (default 5000) */
+    const char *session_sql; /* run after the LISTEN statements on every (re)connect, before on_listening
+                              * (e.g. taking a session lock); its time counts in the connect deadline. NULL:
+                              * none */
 } db_listen_config_t;
 
 /** Creates the listener; nothing connects until db_listen_start. Strings are copied. on_listening may be

@@ -23,11 +23,25 @@
 #include <string.h>
 #include <unistd.h>
 
+/* Liveness: each runner that claims jobs holds the session-level advisory lock (JOBS_LIVENESS_NS, its key) on
+ * its LISTEN connection, and stamps the key on the jobs it claims (jobs.owner_key). PostgreSQL drops the lock
+ * the moment that session ends (the process died, or its connection did), so the rescue sweep of any process
+ * sees the jobs of a dead process within one sweep, without waiting for their leases. */
+#define JOBS_LIVENESS_NS_TEXT "1768713329" /* "iklq": the lock's first key, the namespace of runner keys */
+/* A restarted PostgreSQL has no session of anyone: for this long after its start only leases count, so every
+ * live process reconnects its LISTEN connection and takes its lock again (the reconnect backoff is at most 5
+ * s) before its jobs could look abandoned. */
+#define LIVENESS_GRACE_S_TEXT "10"
+/* Rows one rescue takes; a full batch sweeps again at once. */
+#define RESCUE_BATCH 100
+#define RESCUE_BATCH_TEXT "100"
+
 static const char ACTION_CLAIM[] = "claiming jobs";
 static const char ACTION_RENEW[] = "renewing leases";
 static const char ACTION_RESCUE[] = "rescuing jobs with expired leases";
 static const char ACTION_FINISH[] = "recording a job's outcome";
 static const char ACTION_STOP[] = "handing jobs back to the queue";
+static const char ACTION_DRAIN[] = "letting running jobs finish before stopping";
 
 /* Claims due jobs of the kinds with room ($1 kinds, $2 room per kind), $3 in all, oldest run_at first. The
  * per-kind LATERAL keeps each kind within its own limit; SKIP LOCKED lets several claimers pass each other,
@@ -39,7 +53,7 @@ static const char CLAIM_SQL[] =
     "SELECT j.id, j.run_at FROM jobs j WHERE j.state = 'queued' AND j.run_at <= now() AND j.kind = room.kind "
     "ORDER BY j.run_at, j.id LIMIT room.n FOR UPDATE SKIP LOCKED) c ORDER BY c.run_at, c.id LIMIT $3::int) "
     "UPDATE jobs SET state = 'running', attempts = attempts + 1, locked_by = $4, locked_at = now(), "
-    "lease_until = now() + $5::bigint * interval '1 millisecond' "
+    "lease_until = now() + $5::bigint * interval '1 millisecond', owner_key = $6::int "
     "WHERE id IN (SELECT id FROM picked) AND state = 'queued' "
     "RETURNING id, kind, article_id, payload::text AS payload, attempts, max_attempts";
 
@@ -50,19 +64,30 @@ static const char NEXT_DUE_SQL[] =
     "AND j.kind = k.kind ORDER BY j.run_at LIMIT 1) - now()) * 1000)::bigint AS due_ms "
     "FROM unnest($1::text[]) AS k(kind)";
 
+/* $4: our liveness key while our session holds it (jobs claimed while it did not get it now), NULL: kept. */
 static const char HEARTBEAT_SQL[] =
-    "UPDATE jobs SET lease_until = now() + $3::bigint * interval '1 millisecond' "
+    "UPDATE jobs SET lease_until = now() + $3::bigint * interval '1 millisecond', "
+    "owner_key = coalesce($4::int, owner_key) "
     "WHERE id = ANY($1::bigint[]) AND locked_by = $2 AND state = 'running' RETURNING id";
 
-/* Expired leases: the holder died (or lost the database for longer than a lease). SKIP LOCKED so sweeps of
- * several processes split the work, and a row being finished right now by its holder is left to it. */
+/* Jobs whose holder is gone: its database session no longer holds the liveness lock stamped on the row
+ * (owner_key: the process died, or lost its session), or its lease expired (a hung process, or one that never
+ * got its lock). pg_locks shows the locks of every session, whoever the user; only sessions of this database
+ * count (not in the first LIVENESS_GRACE_S after the server started). SKIP LOCKED so sweeps of several
+ * processes split the work, and a row being finished right now by its holder is left to it. */
 static const char RESCUE_SQL[] =
-    "WITH expired AS (SELECT id, locked_by FROM jobs WHERE state = 'running' AND lease_until < now() "
-    "ORDER BY lease_until LIMIT 100 FOR UPDATE SKIP LOCKED) "
+    "WITH live AS (SELECT l.objid FROM pg_locks l WHERE l.locktype = 'advisory' AND l.granted "
+    "AND l.classid = " JOBS_LIVENESS_NS_TEXT "::oid AND l.objsubid = 2 "
+    "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())), "
+    "gone AS (SELECT id, locked_by, CASE WHEN lease_until < now() THEN 'lease expired' "
+    "ELSE 'its process is gone' END AS why FROM jobs WHERE state = 'running' AND (lease_until < now() "
+    "OR (owner_key IS NOT NULL AND owner_key::oid NOT IN (SELECT objid FROM live) "
+    "AND now() - pg_postmaster_start_time() > interval '" LIVENESS_GRACE_S_TEXT " seconds')) "
+    "ORDER BY lease_until LIMIT " RESCUE_BATCH_TEXT " FOR UPDATE SKIP LOCKED) "
     "UPDATE jobs j SET state = CASE WHEN j.attempts >= j.max_attempts THEN 'failed' ELSE 'queued' END, "
     "finished_at = CASE WHEN j.attempts >= j.max_attempts THEN now() END, run_at = now(), "
-    "locked_by = NULL, locked_at = NULL, lease_until = NULL, last_error = 'lease expired' "
-    "FROM expired e WHERE j.id = e.id RETURNING j.id, j.kind, j.state, e.locked_by AS held_by";
+    "locked_by = NULL, locked_at = NULL, lease_until = NULL, owner_key = NULL, last_error = g.why "
+    "FROM gone g WHERE j.id = g.id RETURNING j.id, j.kind, j.state, g.locked_by AS held_by, g.why";
 
 /* Shutdown: the jobs were claimed but their work stopped; the attempt does not count. */
 static const char HANDBACK_SQL[] =
@@ -99,12 +124,15 @@ static const char CANCEL_SQL[] =
  * now), or the claim itself failed, the next try comes this soon rather than at the poll tick. */
 #define RETRY_SOON_MS 100
 #define RETRY_AFTER_ERROR_MS 1000
+/* At start, how long the first claim waits for the liveness lock before claiming without it. */
+#define LIVENESS_WAIT_MS 2000
 
 #define RUNNER_STATES(X)                                                                                     \
     X(RUNNER_NEW, "new")           /* created; jobs_runner_start moves on */                                 \
     X(RUNNER_IDLE, "idle")         /* waits for a wake-up (NOTIFY, poll tick, next run_at, freed slot) */    \
     X(RUNNER_CLAIMING, "claiming") /* the claim batch is in flight; deadline: query timeout */               \
-    X(RUNNER_STOPPING, "stopping") /* passing: stops running jobs, sends the hand-back */                    \
+    X(RUNNER_STOPPING, "stopping") /* passing: stops or drains running jobs, sends the hand-back */          \
+    X(RUNNER_DRAINING, "draining") /* waits for jobs whose handlers finish them; deadline: drain */          \
     X(RUNNER_HANDING_BACK, "handing back") /* waits for the hand-back and final UPDATEs; deadline: stop */   \
     X(RUNNER_CLOSING, "closing")           /* waits for every handle to close; then stop's cb, then free */
 
@@ -140,8 +168,9 @@ typedef struct st_jobs_handler_t {
     char *kind;
     jobs_start_cb start;
     jobs_cancel_cb cancel;
-    int max;  /* concurrency limit of this kind */
-    int held; /* jobs of this kind held now */
+    jobs_drain_cb drain; /* NULL: cancelled at shutdown */
+    int max;             /* concurrency limit of this kind */
+    int held;            /* jobs of this kind held now */
     int64_t due_ms;
     void *data;
 } handler_t;
@@ -178,6 +207,9 @@ struct st_jobs_runner_t {
     char *me;
     char *conninfo;
     char lease_text[24];
+    char key_text[16];  /* our liveness key (JOBS_LIVENESS_NS_TEXT) */
+    char *session_sql;  /* takes the liveness lock on every (re)connect of the LISTEN connection */
+    int rescue_pending; /* a sweep is due as soon as the running one answers */
     handler_t *handlers;
     size_t nhandlers;
     runner_state_t state;
@@ -351,12 +383,11 @@ static void lose(held_t *h, const char *why)
         call_cancel(h);
 }
 
-static held_t *find_held(jobs_runner_t *r, int64_t id)
+/* Our liveness key while the LISTEN session holds the lock, else NULL: jobs claimed then rely on their lease
+ * until a renewal stamps the key. */
+static const char *live_key(const jobs_runner_t *r)
 {
-    for (held_t *h = r->held.head; h != NULL; h = h->next)
-        if (h->job.id == id)
-            return h;
-    return NULL;
+    return r->listen != NULL && db_listen_ready(r->listen) ? r->key_text : NULL;
 }
 
 /* "{1,2,3}": the ids of the held jobs whose state is in the mask (bits 1 << state), as a bigint[] literal. */
@@ -497,10 +528,21 @@ static void on_claimed(const db_result_t *results, size_t n, void *data)
             log_error(ACTION_CLAIM, "claimed a job of kind %s that has no handler", kind);
             abort();
         }
+        int64_t id = db_int(rows, i, "id");
+        /* Our own job claimed again: our liveness session dropped, a sweep (ours or another's) took the job
+         * back, and this claim got it. The old run's outcome must not count for the new claim: it stops. */
+        for (held_t *old = r->held.head; old != NULL; old = old->next) {
+            if (old->job.id != id)
+                continue;
+            if (old->state == JOB_RUNNING)
+                lose(old, "it was taken back while our database session was down, and claimed again here");
+            else if (old->state == JOB_RETRY)
+                old->state = JOB_FORGOTTEN;
+        }
         held_t *h = xcalloc(1, sizeof(*h));
         h->runner = r;
         h->handler = hd;
-        h->job.id = db_int(rows, i, "id");
+        h->job.id = id;
         h->job.kind = hd->kind;
         h->job.article_id = xstrdup(db_value(rows, i, "article_id"));
         h->job.payload = xstrdup(db_value(rows, i, "payload"));
@@ -553,9 +595,9 @@ static int send_claim(jobs_runner_t *r)
     if (nk > 0) {
         char limit[16];
         snprintf(limit, sizeof(limit), "%d", slots);
-        const char *cp[] = {buf_cstr(&kinds), buf_cstr(&rooms), limit, r->me, r->lease_text};
+        const char *cp[] = {buf_cstr(&kinds), buf_cstr(&rooms), limit, r->me, r->lease_text, live_key(r)};
         const char *dp[] = {buf_cstr(&kinds)};
-        db_stmt_t stmts[] = {{.sql = CLAIM_SQL, .nparams = 5, .params = cp},
+        db_stmt_t stmts[] = {{.sql = CLAIM_SQL, .nparams = 6, .params = cp},
                              {.sql = NEXT_DUE_SQL, .nparams = 1, .params = dp}};
         r->claim_limit = slots;
         r->claim_got = 0;
@@ -619,10 +661,12 @@ static void on_renewed(const db_result_t *results, size_t n, void *data)
     uint64_t seq = r->hb_seq, until = r->hb_sent_at + (uint64_t)r->cfg.lease_ms;
     int rows = PQntuples(res->res);
     for (int i = 0; i < rows; i++) {
-        held_t *h = find_held(r, db_int(res->res, i, "id"));
-        if (h != NULL && h->hb_seq == seq) {
-            h->lease_ends = until;
-            h->renewed_seq = seq;
+        int64_t id = db_int(res->res, i, "id");
+        for (held_t *h = r->held.head; h != NULL; h = h->next) {
+            if (h->job.id == id && h->hb_seq == seq) {
+                h->lease_ends = until;
+                h->renewed_seq = seq;
+            }
         }
     }
     /* A job carried by this heartbeat and not renewed is not ours any more, unless it was being finished (the
@@ -636,7 +680,7 @@ static void on_renewed(const db_result_t *results, size_t n, void *data)
 static void on_heartbeat(uv_timer_t *t)
 {
     jobs_runner_t *r = t->data;
-    if (r->state >= RUNNER_STOPPING)
+    if (r->state >= RUNNER_STOPPING && r->state != RUNNER_DRAINING)
         return;
     uint64_t now = uv_now(r->loop);
     /* Jobs whose lease ran out without a renewal may be rescued and run elsewhere any moment: stop them here,
@@ -657,12 +701,12 @@ static void on_heartbeat(uv_timer_t *t)
     int count;
     char *ids = ids_literal(r, 1u << JOB_RUNNING | 1u << JOB_FINISHING | 1u << JOB_RETRY, &count);
     if (r->hb_q == NULL && count > 0) {
-        const char *params[] = {ids, r->me, r->lease_text};
+        const char *params[] = {ids, r->me, r->lease_text, live_key(r)};
         r->hb_seq++;
         r->hb_sent_at = now;
         for (held_t *j = r->held.head; j != NULL; j = j->next)
             j->hb_seq = r->hb_seq;
-        db_stmt_t stmt = {.sql = HEARTBEAT_SQL, .nparams = 3, .params = params};
+        db_stmt_t stmt = {.sql = HEARTBEAT_SQL, .nparams = 4, .params = params};
         r->hb_q = db_batch(r->pool, &stmt, 1, on_renewed, r);
         if (r->hb_q == NULL)
             log_warn(ACTION_RENEW, "the database pool refused the query; trying on the next tick");
@@ -672,6 +716,8 @@ static void on_heartbeat(uv_timer_t *t)
     free(ids);
     runner_advance(r);
 }
+
+static void send_rescue(jobs_runner_t *r);
 
 static void on_rescued(const db_result_t *results, size_t n, void *data)
 {
@@ -686,11 +732,17 @@ static void on_rescued(const db_result_t *results, size_t n, void *data)
     for (int i = 0; i < rows; i++) {
         const char *state = db_value(res->res, i, "state");
         requeued += strcmp(state, "queued") == 0;
-        log_warn(ACTION_RESCUE, "job %s (%s) held by %s: lease expired; %s", db_value(res->res, i, "id"),
+        log_warn(ACTION_RESCUE, "job %s (%s) held by %s: %s; %s", db_value(res->res, i, "id"),
                  db_value(res->res, i, "kind"), db_value(res->res, i, "held_by"),
+                 db_value(res->res, i, "why"),
                  strcmp(state, "queued") == 0 ? "queued again" : "failed (no attempts left)");
     }
     r->stats.rescued += (uint64_t)rows;
+    /* A full batch: more may be waiting. */
+    if (rows >= RESCUE_BATCH || r->rescue_pending) {
+        r->rescue_pending = 0;
+        send_rescue(r);
+    }
     if (requeued > 0) {
         /* The trigger notifies too, but this runner need not wait for the round trip. */
         r->wake = 1;
@@ -698,13 +750,21 @@ static void on_rescued(const db_result_t *results, size_t n, void *data)
     }
 }
 
-static void on_rescue_tick(uv_timer_t *t)
+static void send_rescue(jobs_runner_t *r)
 {
-    jobs_runner_t *r = t->data;
-    if (r->state >= RUNNER_STOPPING || r->rescue_q != NULL)
+    if (r->state >= RUNNER_STOPPING)
         return;
+    if (r->rescue_q != NULL) {
+        r->rescue_pending = 1;
+        return;
+    }
     db_stmt_t stmt = {.sql = RESCUE_SQL};
     r->rescue_q = db_batch(r->pool, &stmt, 1, on_rescued, r);
+}
+
+static void on_rescue_tick(uv_timer_t *t)
+{
+    send_rescue(t->data);
 }
 
 /* ---- LISTEN ---- */
@@ -722,12 +782,21 @@ static void on_notify(const char *channel, const char *payload, void *data)
     runner_advance(r);
 }
 
+/* The LISTEN session is up and holds our liveness lock. After a reconnect, the jobs we hold may have been
+ * taken back meanwhile (our lock was gone): a renewal now finds out which, stops them here, and stamps the
+ * rest as ours again. A sweep now takes back what other dead processes left (at start: our predecessor's). */
 static void on_listening(int reconnected, void *data)
 {
     jobs_runner_t *r = data;
     if (reconnected)
         log_info(ACTION_CLAIM, "notifications may have been missed while the LISTEN connection was down: "
                                "looking for jobs now");
+    if (r->state < RUNNER_STOPPING) {
+        if (reconnected && r->held.count > 0)
+            check_uv(uv_timer_start(&r->hb_timer, on_heartbeat, 0, (uint64_t)r->cfg.heartbeat_ms),
+                     "renewing leases now");
+        send_rescue(r);
+    }
     r->wake = 1;
     runner_advance(r);
 }
@@ -770,6 +839,7 @@ static void handle_done(jobs_runner_t *r)
     free(r->handlers);
     free(r->me);
     free(r->conninfo);
+    free(r->session_sql);
     free(r->claim_err);
     free(r);
     if (cb != NULL)
@@ -799,12 +869,57 @@ static void close_handles(jobs_runner_t *r)
         db_listen_close(r->listen, on_listen_closed, r);
 }
 
-/* Stops the running jobs' work and sends the hand-back; jobs being finished keep going. */
-static void begin_stop(jobs_runner_t *r)
+/* Asks a running job's handler whether it finishes the job itself (jobs_drain_cb); 0 when it has none. */
+static int call_drain(held_t *h, int deadline)
+{
+    jobs_runner_t *r = h->runner;
+    if (h->handler->drain == NULL || !h->started)
+        return 0;
+    r->in_handler++;
+    int keep = h->handler->drain(&h->job, deadline, h->handler->data);
+    r->in_handler--;
+    return keep;
+}
+
+/* Sends the hand-back of the jobs in JOB_HANDED (their work stopped). */
+static void send_handback(jobs_runner_t *r)
+{
+    int count;
+    char *ids = ids_literal(r, 1u << JOB_HANDED, &count);
+    if (count > 0 && r->handback_q != NULL) {
+        /* Only after a drain deadline, with the first hand-back still unanswered after drain_timeout_ms. */
+        log_error(ACTION_STOP, "a hand-back is still in flight; %d more job(s) are left to the rescue sweep",
+                  count);
+        count = 0;
+    } else if (count > 0) {
+        const char *params[] = {ids, r->me};
+        db_stmt_t stmt = {.sql = HANDBACK_SQL, .nparams = 2, .params = params};
+        r->handback_q = db_batch(r->pool, &stmt, 1, on_handed_back, r);
+        if (r->handback_q == NULL) {
+            log_error(ACTION_STOP,
+                      "the database pool refused the query; the %d job(s) go back to the queue "
+                      "when their leases expire",
+                      count);
+            count = 0;
+        }
+    }
+    if (count == 0 && r->handback_q == NULL) {
+        for (held_t *h = r->held.head; h != NULL;) {
+            held_t *next = h->next;
+            if (h->state == JOB_HANDED)
+                release(h);
+            h = next;
+        }
+    }
+    free(ids);
+}
+
+/* Stops the running jobs' work, except those their handlers finish themselves (jobs_drain_cb), and sends
+ * the hand-back; jobs being finished keep going. Returns how many jobs drain. */
+static int begin_stop(jobs_runner_t *r)
 {
     check_uv(uv_timer_stop(&r->poll_timer), "stopping the poll timer");
     check_uv(uv_timer_stop(&r->due_timer), "stopping the next-run timer");
-    check_uv(uv_timer_stop(&r->hb_timer), "stopping the heartbeat");
     check_uv(uv_timer_stop(&r->rescue_timer), "stopping the rescue sweep");
     /* Their answers no longer matter: a renewal racing the hand-back finds the rows queued and changes
      * nothing, and a sweep only touches expired rows. */
@@ -816,9 +931,11 @@ static void begin_stop(jobs_runner_t *r)
         list_remove(&r->fresh, h);
         list_push(&r->held, h);
     }
-    int running = 0;
+    int running = 0, draining = 0;
     for (h = r->held.head; h != NULL; h = h->next) {
-        if (h->state == JOB_RUNNING || h->state == JOB_CLAIMED) {
+        if (h->state == JOB_RUNNING && call_drain(h, 0)) {
+            draining++; /* left running (or finished by the handler inside the call) */
+        } else if (h->state == JOB_RUNNING || h->state == JOB_CLAIMED) {
             int owed = h->state == JOB_RUNNING && h->started;
             h->state = JOB_HANDED; /* before cancel_cb, so a handler finishing it there is caught */
             if (owed) {
@@ -829,28 +946,39 @@ static void begin_stop(jobs_runner_t *r)
             send_finish(h);
         }
     }
+    /* Draining jobs keep their leases renewed while they finish. */
+    if (draining == 0)
+        check_uv(uv_timer_stop(&r->hb_timer), "stopping the heartbeat");
     int count;
-    char *ids = ids_literal(r, 1u << JOB_HANDED, &count);
-    log_info(ACTION_STOP, "stopping job runner %s: %d running job(s) stopped, %d to hand back", r->me,
-             running, count);
-    if (count > 0) {
-        const char *params[] = {ids, r->me};
-        db_stmt_t stmt = {.sql = HANDBACK_SQL, .nparams = 2, .params = params};
-        r->handback_q = db_batch(r->pool, &stmt, 1, on_handed_back, r);
-        if (r->handback_q == NULL) {
-            log_error(ACTION_STOP,
-                      "the database pool refused the query; the %d job(s) go back to the queue "
-                      "when their leases expire",
-                      count);
-            for (h = r->held.head; h != NULL;) {
-                held_t *next = h->next;
-                if (h->state == JOB_HANDED)
-                    release(h);
-                h = next;
-            }
+    free(ids_literal(r, 1u << JOB_HANDED, &count));
+    log_info(ACTION_STOP,
+             "stopping job runner %s: %d running job(s) stopped, %d to hand back, %d finishing first (up to "
+             "%d ms)",
+             r->me, running, count, draining, r->cfg.drain_timeout_ms);
+    send_handback(r);
+    return draining;
+}
+
+/* The drain deadline passed: handlers wrap up the jobs they still run, or those are stopped and handed back.
+ */
+static void end_drain(jobs_runner_t *r)
+{
+    int waiting = 0, stopped = 0;
+    for (held_t *h = r->held.head; h != NULL; h = h->next) {
+        if (h->state != JOB_RUNNING)
+            continue;
+        if (call_drain(h, 1)) {
+            waiting++;
+        } else if (h->state == JOB_RUNNING) {
+            h->state = JOB_HANDED;
+            call_cancel(h);
+            stopped++;
         }
     }
-    free(ids);
+    if (waiting + stopped > 0)
+        log_warn(ACTION_DRAIN, "%d job(s) still running after %d ms: %d wrapping up, %d stopped",
+                 waiting + stopped, r->cfg.drain_timeout_ms, waiting, stopped);
+    send_handback(r);
 }
 
 /* ---- the runner's machine ---- */
@@ -940,14 +1068,40 @@ static void runner_step(jobs_runner_t *r)
             continue;
         }
         case RUNNER_STOPPING:
-            begin_stop(r);
+            if (begin_stop(r) > 0) {
+                set_state(r, RUNNER_DRAINING);
+                arm_deadline(r, r->cfg.drain_timeout_ms);
+                continue;
+            }
             set_state(r, RUNNER_HANDING_BACK);
             arm_deadline(r, r->cfg.stop_timeout_ms);
             continue;
+        case RUNNER_DRAINING: {
+            int running = 0;
+            for (held_t *h = r->held.head; h != NULL; h = h->next)
+                running += h->state == JOB_RUNNING;
+            if (running > 0 && !r->timer_fired)
+                return;
+            if (running > 0)
+                end_drain(r);
+            else
+                log_info(ACTION_DRAIN, "the jobs that were finishing are done");
+            check_uv(uv_timer_stop(&r->hb_timer), "stopping the heartbeat");
+            db_query_cancel(r->hb_q);
+            r->hb_q = NULL;
+            for (held_t *h = r->held.head; h != NULL; h = h->next)
+                if (h->state == JOB_RETRY)
+                    send_finish(h);
+            set_state(r, RUNNER_HANDING_BACK);
+            arm_deadline(r, r->cfg.stop_timeout_ms);
+            continue;
+        }
         case RUNNER_HANDING_BACK: {
+            /* Jobs still running wrap up after the drain deadline: their handlers' last writes are under way.
+             */
             int waiting = r->handback_q != NULL;
             for (held_t *h = r->held.head; h != NULL; h = h->next)
-                waiting += h->state == JOB_FINISHING;
+                waiting += h->state == JOB_FINISHING || h->state == JOB_RUNNING;
             if (waiting > 0 && !r->timer_fired)
                 return;
             if (waiting > 0) {
@@ -956,6 +1110,12 @@ static void runner_step(jobs_runner_t *r)
                           waiting == 1 ? "y" : "ies", r->cfg.stop_timeout_ms);
                 db_query_cancel(r->handback_q);
                 r->handback_q = NULL;
+            }
+            for (held_t *h = r->held.head; h != NULL; h = h->next) {
+                if (h->state == JOB_RUNNING) {
+                    h->state = JOB_FORGOTTEN;
+                    call_cancel(h);
+                }
             }
             while (r->held.head != NULL)
                 release(r->held.head);
@@ -1015,6 +1175,8 @@ jobs_runner_t *jobs_runner_create(uv_loop_t *loop, db_pool_t *pool, const jobs_c
         c->query_timeout_ms = 30000;
     if (c->stop_timeout_ms <= 0)
         c->stop_timeout_ms = 10000;
+    if (c->drain_timeout_ms < 0)
+        c->drain_timeout_ms = 0;
     r->rng = (uint32_t)uv_hrtime() ^ ((uint32_t)getpid() << 16) ^ 0x27d4eb2fu;
     if (r->rng == 0)
         r->rng = 1;
@@ -1034,15 +1196,28 @@ jobs_runner_t *jobs_runner_create(uv_loop_t *loop, db_pool_t *pool, const jobs_c
     }
     c->worker_id = r->me;
     snprintf(r->lease_text, sizeof(r->lease_text), "%d", c->lease_ms);
+    /* The liveness key: random, 1..2^31-1 (a positive int4, so the lock's objid is the same number). Two live
+     * runners drawing the same key would wait on each other's lock at connect, never share it. */
+    uint32_t key = 0;
+    if (uv_random(NULL, NULL, &key, sizeof(key), 0, NULL) != 0)
+        key = next_random(r);
+    key &= 0x7fffffffu;
+    if (key == 0)
+        key = 1;
+    snprintf(r->key_text, sizeof(r->key_text), "%u", (unsigned)key);
+    /* Blocks only while a previous session of ours still holds the lock (the server has not yet noticed it
+     * died); the subscription's deadline bounds the wait and the listener connects again. */
+    r->session_sql = xasprintf("SELECT pg_advisory_lock(" JOBS_LIVENESS_NS_TEXT ", %s)", r->key_text);
     if (cfg->conninfo != NULL) {
         r->conninfo = xstrdup(cfg->conninfo);
         c->conninfo = r->conninfo;
-        db_listen_config_t lc = {.conninfo = r->conninfo};
+        db_listen_config_t lc = {.conninfo = r->conninfo, .session_sql = r->session_sql};
         r->listen = db_listen_create(loop, &lc, on_notify, on_listening, r);
         if (r->listen == NULL || db_listen_add(r->listen, JOBS_CHANNEL) != 0) {
             if (r->listen != NULL)
                 db_listen_close(r->listen, NULL, NULL);
             free(r->conninfo);
+            free(r->session_sql);
             free(r->me);
             free(r);
             return NULL;
@@ -1082,6 +1257,19 @@ int jobs_register(jobs_runner_t *r, const char *kind, jobs_start_cb start, jobs_
     return 0;
 }
 
+int jobs_set_drain(jobs_runner_t *r, const char *kind, jobs_drain_cb drain)
+{
+    if (r->state != RUNNER_NEW || kind == NULL)
+        return -1;
+    for (size_t k = 0; k < r->nhandlers; k++) {
+        if (strcmp(r->handlers[k].kind, kind) == 0) {
+            r->handlers[k].drain = drain;
+            return 0;
+        }
+    }
+    return -1;
+}
+
 void jobs_runner_start(jobs_runner_t *r)
 {
     if (r->state != RUNNER_NEW || r->stop_requested)
@@ -1104,6 +1292,13 @@ void jobs_runner_start(jobs_runner_t *r)
     check_uv(uv_timer_start(&r->rescue_timer, on_rescue_tick, first, (uint64_t)r->cfg.rescue_interval_ms),
              "starting the rescue sweep");
     set_state(r, RUNNER_IDLE);
+    if (r->listen != NULL && r->nhandlers > 0) {
+        /* The first claim waits for the LISTEN session and its liveness lock (on_listening), so the jobs it
+         * takes are stamped as ours from the start; a listener that cannot connect delays it only a little.
+         */
+        arm(&r->due_timer, LIVENESS_WAIT_MS, on_due, "arming the first claim");
+        return;
+    }
     r->wake = 1;
     runner_advance(r);
 }

@@ -81,6 +81,13 @@ typedef void (*jobs_start_cb)(jobs_job_t *job, void *data);
 /** Stops a job's work now: when it returns, no operation of the job is in flight and the handler has let go
  * of the job (the runner frees it). */
 typedef void (*jobs_cancel_cb)(jobs_job_t *job, void *data);
+/** Asked at shutdown about a running job of a kind that has one (jobs_set_drain). deadline = 0, as stopping
+ * begins: return 1 to keep the job and finish it yourself (jobs_done, ...) within drain_timeout_ms, or 0 to
+ * have it stopped (cancel_cb) and handed back now. deadline = 1, when drain_timeout_ms passed with the job
+ * still running: stop waiting and record the outcome now, returning 1 (the job is then finished within
+ * stop_timeout_ms, or stopped with cancel_cb), or return 0 to have it stopped and handed back. It may finish
+ * the job before returning. */
+typedef int (*jobs_drain_cb)(jobs_job_t *job, int deadline, void *data);
 
 typedef struct st_jobs_config_t {
     const char *conninfo;   /* for the LISTEN connection (the pool's database); NULL: poll only */
@@ -94,6 +101,7 @@ typedef struct st_jobs_config_t {
     int retry_max_ms;       /* backoff cap (default 600000) */
     int query_timeout_ms;   /* deadline on the runner's own queries (default 30000) */
     int stop_timeout_ms;    /* how long stopping waits for the hand-back (default 10000) */
+    int drain_timeout_ms;   /* how long stopping lets draining jobs finish (jobs_set_drain; default 0) */
 } jobs_config_t;
 
 typedef struct st_jobs_stats_t {
@@ -116,11 +124,15 @@ jobs_runner_t *jobs_runner_create(uv_loop_t *loop, db_pool_t *pool, const jobs_c
  * jobs_runner_start. Returns 0 or -1. */
 int jobs_register(jobs_runner_t *runner, const char *kind, jobs_start_cb start, jobs_cancel_cb cancel,
                   int max_concurrency, void *data);
+/** Lets the jobs of one registered kind finish at shutdown when drain says so (jobs_drain_cb), instead of
+ * being stopped and handed back. Only before jobs_runner_start. Returns 0 or -1 (unknown kind). */
+int jobs_set_drain(jobs_runner_t *runner, const char *kind, jobs_drain_cb drain);
 /** Starts listening, claiming, renewing and rescuing. A runner without kinds still rescues. */
 void jobs_runner_start(jobs_runner_t *runner);
-/** Shuts down: stops claiming, calls cancel_cb of every running job, hands them back to the queue (queued,
- * run now, attempts restored), waits for finishing jobs' updates, closes every handle, then calls cb. The
- * runner is freed after cb returns. */
+/** Shuts down: stops claiming, calls cancel_cb of every running job (except those their kind's drain keeps,
+ * which get up to drain_timeout_ms to finish), hands them back to the queue (queued, run now, attempts
+ * restored), waits for finishing jobs' updates, closes every handle, then calls cb. The runner is freed after
+ * cb returns. */
 void jobs_runner_stop(jobs_runner_t *runner, void (*cb)(void *data), void *data);
 /** This runner's locked_by. */
 const char *jobs_runner_id(const jobs_runner_t *runner);

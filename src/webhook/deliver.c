@@ -58,12 +58,14 @@ typedef struct st_dlv_t {
     long retry_after_s;
     char *published_url;
     int64_t duration_ms;
-    int disable; /* 410: the integration is turned off */
-    int final;   /* no attempt follows this one whatever the count (410, disabled integration) */
+    uint64_t sent_at; /* loop time the request went out */
+    int disable;      /* 410: the integration is turned off */
+    int final;        /* no attempt follows this one whatever the count (410, disabled integration) */
 } dlv_t;
 
 static struct {
     app_t *app;
+    jobs_runner_t *jobs; /* the runner the kind is registered with; it outlives every delivery */
     uv_timer_t sweep;
     int started;
     int sweeping;
@@ -320,6 +322,7 @@ static void advance(dlv_t *d)
                                      .allow_private = d->app->cfg->allow_private_urls};
             set_state(d, DLV_SENDING);
             d->ready = 0;
+            d->sent_at = uv_now(d->app->loop);
             d->send = webhook_send(d->app->net, &req, on_sent, d);
             free(body);
             return;
@@ -353,7 +356,8 @@ static void advance(dlv_t *d)
             const char *p_failed[] = {d->id, d->error, d->msg_id, max, d->final ? "true" : "false", delay};
             const char *p_integ_failed[] = {integ, d->disable ? "true" : "false",
                                             "HTTP 410 Gone from the receiver"};
-            const char *p_job[] = {job_id, jobs_runner_id(d->app->jobs)};
+            /* D.jobs: app->jobs is cleared when stopping begins, and a draining delivery records after that. */
+            const char *p_job[] = {job_id, jobs_runner_id(D.jobs)};
             const char *p_id[] = {d->id};
             db_stmt_t stmts[6];
             size_t n = 0;
@@ -419,6 +423,42 @@ static void on_job_cancel(jobs_job_t *job, void *data)
     teardown(job->data);
 }
 
+/* Shutdown (jobs_drain_cb): a request the receiver may already have got is never given up silently, since a
+ * resend after the restart would publish the article twice at receivers that do not de-duplicate. A sent one
+ * waits for its answer and is recorded like any attempt; at the drain deadline (SHUTDOWN_TIMEOUT_S) one still
+ * unanswered is recorded as a failed attempt, "interrupted by shutdown", with its next attempt queued. One
+ * not sent yet is stopped and handed back (0). */
+static int on_job_drain(jobs_job_t *job, int deadline, void *data)
+{
+    (void)data;
+    dlv_t *d = job->data;
+    switch (d->state) {
+    case DLV_SENDING:
+        if (!deadline) {
+            log_info("delivering a webhook", "article %s: stopping; waiting for the receiver's answer",
+                     d->id);
+            return 1;
+        }
+        webhook_send_cancel(d->send);
+        d->send = NULL;
+        d->success = 0;
+        d->status = 0;
+        snprintf(d->error, sizeof(d->error), "interrupted by shutdown");
+        d->retry_after_s = -1;
+        d->duration_ms = (int64_t)(uv_now(d->app->loop) - d->sent_at);
+        d->disable = 0;
+        d->final = 0;
+        metrics_webhook_delivery(0);
+        set_state(d, DLV_RECORD);
+        advance(d); /* records it, or fails the job (teardown) when the pool refuses: finished either way */
+        return 1;
+    case DLV_RECORDING:
+        return 1; /* the attempt's record is on its way */
+    default:
+        return 0;
+    }
+}
+
 /* ---- the sweep ---- */
 
 typedef struct st_sweep_req_t {
@@ -469,8 +509,10 @@ int deliver_start(app_t *app)
     if (app->jobs == NULL)
         return 0;
     D.app = app;
+    D.jobs = app->jobs;
     if (jobs_register(app->jobs, "deliver_webhook", on_job_start, on_job_cancel, DELIVER_CONCURRENCY, app) !=
-        0)
+            0 ||
+        jobs_set_drain(app->jobs, "deliver_webhook", on_job_drain) != 0)
         return -1;
     uint64_t every = (uint64_t)app->cfg->webhook_sweep_interval_s * 1000;
     uv_timer_init(app->loop, &D.sweep);

@@ -142,7 +142,7 @@ def test_loopback_refused(env, stub):
 
 def test_stop_while_hanging(stub):
     """SIGTERM while a delivery and a test delivery wait on receivers that hang past the shutdown deadline: the
-    process still exits 0 in time, and the delivery job goes back to the queue (no attempt recorded)."""
+    process still exits 0 in time, the delivery's attempt is recorded as interrupted and its next one queued."""
     env = Env(server_env(stub, {"WEBHOOK_TIMEOUT_S": "30", "SHUTDOWN_TIMEOUT_S": "2"}))
     u = env.signup("dave")
     url = stub.hook("hang-at-stop", hang=40)
@@ -166,10 +166,13 @@ def test_stop_while_hanging(stub):
     r = result.get("r")
     tap.ok(getattr(r, "status", None) == 503 and r.json == {"detail": "Service is shutting down"},
            "the waiting POST /integrations/test is answered 503 at the shutdown deadline", r)
-    rows = env.sql("SELECT state FROM jobs WHERE article_id = '%s' AND kind = 'deliver_webhook'" % aid)
-    tap.is_(rows, [["queued"]], "the running delivery is handed back to the queue")
-    rows = env.sql("SELECT count(*) FROM webhook_deliveries WHERE article_id = '%s'" % aid)
-    tap.is_(rows, [["0"]], "and no attempt is recorded for the interrupted send")
+    # The receiver got the request, so it is not resent as if it never happened (issue 9): the attempt is
+    # recorded as interrupted, and the next attempt is queued.
+    rows = env.sql("SELECT state FROM jobs WHERE article_id = '%s' AND kind = 'deliver_webhook' ORDER BY id" % aid)
+    tap.is_(rows, [["done"], ["queued"]], "the running delivery ends, its next attempt is queued")
+    rows = env.sql("SELECT attempt, success::text, error FROM webhook_deliveries WHERE article_id = '%s'" % aid)
+    tap.is_(rows, [["1", "false", "interrupted by shutdown"]],
+            "and the interrupted send is recorded once, as 'interrupted by shutdown'")
     log = env.srv.log()
     tap.ok(all(x not in log for x in ("AddressSanitizer", "LeakSanitizer", "runtime error:")),
            "no sanitizer report", log[-3000:])

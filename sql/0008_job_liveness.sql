@@ -1,0 +1,11 @@
+-- 0008_job_liveness: a dead process's jobs are taken back as soon as its database session is gone, not after
+-- their lease (src/jobs/queue.c).
+--
+-- Each job runner that claims jobs holds a session-level advisory lock, pg_advisory_lock(1768713329, key)
+-- with a random key of its own, on its long-lived LISTEN connection, and stamps that key on the jobs it claims
+-- and renews. PostgreSQL releases the lock the moment the session ends, so the rescue sweep (any process,
+-- every few seconds) takes back every running job whose owner_key no session of this database holds any more
+-- (pg_locks), besides those whose lease expired. NULL: the job was claimed while its runner's session did not
+-- hold the lock; only its lease protects it until a renewal stamps the key. Leases stay the safety net for a
+-- process that hangs with its session alive; every write of a claimed row still checks locked_by.
+ALTER TABLE jobs ADD COLUMN owner_key integer CHECK (owner_key > 0);
