@@ -95,8 +95,10 @@ UPDATE articles
        webhook_integration_id = coalesce($8::uuid, webhook_integration_id),
        webhook_id = CASE WHEN $8::uuid IS DISTINCT FROM webhook_integration_id AND $8::uuid IS NOT NULL
                          THEN NULL ELSE webhook_id END,
-       next_delivery_at = CASE WHEN status = 'completed' AND coalesce($8::uuid, webhook_integration_id) IS NOT NULL
-                                    AND ($6::text IS NOT NULL OR ($8::uuid IS NOT NULL AND next_delivery_at IS NULL))
+       next_delivery_at = CASE WHEN status = 'completed'
+                                    AND coalesce($8::uuid, webhook_integration_id) IS NOT NULL
+                                    AND ($6::text IS NOT NULL
+                                         OR ($8::uuid IS NOT NULL AND next_delivery_at IS NULL))
                                THEN coalesce(CASE WHEN $6::text IS NULL THEN scheduled_at
                                                   ELSE inkloop_ts($6, $7, articles.timezone) END,
                                              now())
@@ -224,15 +226,18 @@ u AS (
          status = CASE WHEN $3::text IS NOT NULL AND o.generating THEN $3::text ELSE a.status END,
          progress_detail = CASE WHEN $3::text IS NOT NULL AND o.generating THEN NULL
                                 ELSE a.progress_detail END,
-         error_message = CASE WHEN o.generating AND $3::text = 'failed' THEN coalesce($5::text, 'Generation failed')
+         error_message = CASE WHEN o.generating AND $3::text = 'failed'
+                              THEN coalesce($5::text, 'Generation failed')
                               WHEN o.generating AND $3::text = 'completed' THEN NULL
                               ELSE a.error_message END,
          completed_at = CASE WHEN o.generating AND $3::text = 'completed' THEN now() ELSE a.completed_at END,
-         next_delivery_at = CASE WHEN o.generating AND $3::text = 'completed' AND a.webhook_integration_id IS NOT NULL
+         next_delivery_at = CASE WHEN o.generating AND $3::text = 'completed'
+                                      AND a.webhook_integration_id IS NOT NULL
                                  THEN coalesce(a.scheduled_at, now())
                                  ELSE a.next_delivery_at END,
          credits_charged = CASE WHEN o.generating AND $3::text = 'failed'
-                                THEN a.credits_charged - credits_refund(a.charge_txn_id, 'Article generation failed')
+                                THEN a.credits_charged
+                                     - credits_refund(a.charge_txn_id, 'Article generation failed')
                                 ELSE a.credits_charged END
     FROM o
    WHERE a.id = o.id

@@ -1,5 +1,6 @@
-/* The campaign slot scheduler: see scheduler.h for the flow and sql/0006_sched.sql for the rules the database
- * enforces.
+/* The campaign slot scheduler: see scheduler.h for the flow; its statements are sql/queries/sched.sql, and
+ * the rules the database enforces are campaign_due_slots and campaign_sched_commit (0006_sched.sql, the
+ * latter replaced by 0007_article_title.sql).
  *
  * Two machines. A tick claims due campaigns in batches and runs up to SCHED_PARALLEL campaign machines at a
  * time; a campaign machine asks the LLM for titles, then commits. The tick owns its campaigns (an array
