@@ -42,15 +42,10 @@ typedef struct {
 
 static int is_json_media_type(const char *v, size_t len)
 {
-    size_t start = 0, end = 0;
-    while (end < len && v[end] != ';')
-        end++;
-    while (start < end && (v[start] == ' ' || v[start] == '\t'))
-        start++;
-    while (end > start && (v[end - 1] == ' ' || v[end - 1] == '\t'))
-        end--;
-    const char *t = v + start;
-    size_t tlen = end - start;
+    const char *semi = memchr(v, ';', len);
+    h2o_iovec_t type = h2o_str_stripws(v, semi != NULL ? (size_t)(semi - v) : len);
+    const char *t = type.base;
+    size_t tlen = type.len;
     if (h2o_lcstris(t, tlen, H2O_STRLIT("application/json")))
         return 1;
     /* Structured syntax suffix (RFC 6839), e.g. application/merge-patch+json, as FastAPI accepts. */
@@ -108,12 +103,8 @@ static void check_access(http_server_t *srv, http_req_t *req, route_access_t acc
         v = http_header(req, "authorization", &len);
         if (v != NULL && len > 6 && h2o_lcstris(v, 6, H2O_STRLIT("bearer")) &&
             (v[6] == ' ' || v[6] == '\t')) {
-            size_t s = 7, e = len;
-            while (s < e && (v[s] == ' ' || v[s] == '\t'))
-                s++;
-            while (e > s && (v[e - 1] == ' ' || v[e - 1] == '\t'))
-                e--;
-            if (secret_matches(cfg->admin_token, v + s, e - s)) {
+            h2o_iovec_t token = h2o_str_stripws(v + 7, len - 7);
+            if (secret_matches(cfg->admin_token, token.base, token.len)) {
                 dispatch(req);
                 return;
             }

@@ -117,8 +117,9 @@ static void on_liveness(uv_timer_t *timer)
             log_debug("serving HTTP request", "shutdown(): %s", strerror(errno));
         srv_notify_cancel(req);
     }
-    if (watched == 0)
-        uv_timer_stop(timer); /* cannot fail; set_cancel starts it again */
+    int r;
+    if (watched == 0 && (r = uv_timer_stop(timer)) != 0) /* set_cancel starts it again */
+        log_error("watching for HTTP clients that went away", "uv_timer_stop: %s", uv_strerror(r));
 }
 
 void http_req_set_cancel(http_req_t *req, http_cancel_cb cb, void *data)
