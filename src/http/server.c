@@ -1,3 +1,6 @@
+/* The HTTP server's core: the listener and its connections, the pipeline every request goes through (route,
+ * CORS preflight, body limit, access, content type), h2o's own error responses, and the shutdown machine
+ * driven by the server's one timer. The other pieces are listed in server_internal.h. */
 #include "http/server_internal.h"
 
 #include "app.h"
