@@ -41,6 +41,8 @@ T0 = time.monotonic()
 BASE_IMAGE = "docker.io/library/debian:bookworm-slim"
 PG_IMAGE = "docker.io/library/postgres:15"
 APP_IMAGE = "localhost/inkloop:latest"         # compose.yaml's default INKLOOP_IMAGE
+# The Containerfile's build stage, tagged so that pruning old images keeps its cached layers (the apt one).
+BUILD_STAGE_IMAGE = "localhost/inkloop-build-stage:latest"
 DEMO_IMAGE = "localhost/inkloop-demo-peers:latest"
 ADDED_GOAL = 60 * 1000 * 1000                  # bytes the image may add to its base (podman counts in MB)
 HEALTHY_WITHIN_S = 30
@@ -108,10 +110,12 @@ def image_inspect(name):
     return json.loads(podman("image", "inspect", name).stdout)[0]
 
 
-def build(tag, context, containerfile=None, build_args=None, timeout=900):
+def build(tag, context, containerfile=None, build_args=None, target=None, timeout=900):
     args = ["build", "--format", "docker", "--runtime", "runc"] + ULIMITS + ["-t", tag]
     if containerfile:
         args += ["-f", containerfile]
+    if target:
+        args += ["--target", target]
     for k, v in (build_args or {}).items():
         args += ["--build-arg", "%s=%s" % (k, v)]
     t = time.monotonic()
@@ -396,10 +400,13 @@ def main():
         version = re.search(r"version:\s*'([^']+)'", f.read()).group(1)
     rev = sh(["git", "-C", ROOT, "rev-parse", "HEAD"], check=False, quiet=True).stdout.strip() or "unknown"
     src = sh(["git", "-C", ROOT, "remote", "get-url", "origin"], check=False, quiet=True).stdout.strip()
-    d = build(APP_IMAGE, ROOT, os.path.join(ROOT, "Containerfile"),
-              {"VERSION": version, "REVISION": rev, "SOURCE": src or "file://" + ROOT})
+    args = {"VERSION": version, "REVISION": rev, "SOURCE": src or "file://" + ROOT}
+    d = build(BUILD_STAGE_IMAGE, ROOT, os.path.join(ROOT, "Containerfile"), args, target="build")
+    d += build(APP_IMAGE, ROOT, os.path.join(ROOT, "Containerfile"), args)
     tap.diag("inkloop image built in %.0f s (cached layers are reused)" % d)
     build(DEMO_IMAGE, os.path.join(ROOT, "test", "stubs"))
+    # Images of earlier runs that nothing tags any more (the store would grow by about 500 MB a run).
+    podman("image", "prune", "-f", check=False, timeout=300)
     check_image(base_how)
 
     dep = Deployment()
