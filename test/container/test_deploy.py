@@ -21,6 +21,7 @@ Environment: INKLOOP_CTEST_STATE (default /var/lib/inkloop-container-test) is th
 INKLOOP_CTEST_KEEP=1 leaves the deployment running after the test (to look at it).
 """
 
+import hashlib
 import http.client
 import json
 import os
@@ -58,6 +59,7 @@ default_ulimits = ["nofile=20000:20000", "nproc=4096:4096"]
 [engine]
 # crun refuses the hybrid cgroup layout of the test machine; no systemd there either.
 runtime = "runc"
+tmp_dir = "{runroot}/libpod"
 cgroup_manager = "cgroupfs"
 events_logger = "file"
 [network]
@@ -68,7 +70,7 @@ STORAGE_CONF = """# Written by test/container/test_deploy.py at every run; edits
 [storage]
 driver = "overlay"
 graphroot = "{state}/storage"
-runroot = "/run/inkloop-container-test"
+runroot = "{runroot}"
 """
 
 
@@ -130,13 +132,24 @@ def configure_podman():
     os.makedirs(STATE, exist_ok=True)
     conf = os.path.join(STATE, "containers.conf")
     storage = os.path.join(STATE, "storage.conf")
+    # The run root (locks, mounts, podman's tmp_dir) is as private to this store as the store itself.
+    tag = hashlib.sha256(os.path.abspath(STATE).encode()).hexdigest()[:10]
+    runroot = "/run/inkloop-container-test-" + tag
     with open(conf, "w") as f:
-        f.write(CONTAINERS_CONF)
+        f.write(CONTAINERS_CONF.format(runroot=runroot))
     with open(storage, "w") as f:
-        f.write(STORAGE_CONF.format(state=STATE))
+        f.write(STORAGE_CONF.format(state=STATE, runroot=runroot))
     os.environ["CONTAINERS_CONF"] = conf
     os.environ["CONTAINERS_STORAGE_CONF"] = storage
     os.environ["BUILDAH_FORMAT"] = "docker"  # keeps HEALTHCHECK (OCI image configs have no such field)
+    p = podman("info", check=False, quiet=True, timeout=60)
+    if p.returncode != 0 and "does not match" in p.stderr:
+        # A store made with other paths (an older version of this test): podman refuses it. It is only a cache.
+        say("the image store in %s was made with other settings; starting it afresh" % STATE)
+        shutil.rmtree(os.path.join(STATE, "storage"), ignore_errors=True)
+        p = podman("info", check=False, quiet=True, timeout=60)
+    if p.returncode != 0:
+        raise Bail("podman does not work here: %s" % p.stderr.strip()[-1500:])
 
 
 def try_pull(name):
