@@ -1109,6 +1109,10 @@ int extract_html(const char *html, size_t len, const char *content_type, const c
     memset(out, 0, sizeof(*out));
     out->title = xstrdup("");
     out->text = xstrdup("");
+    out->author = xstrdup("");
+    out->date = xstrdup("");
+    out->site_name = xstrdup("");
+    out->lang = xstrdup("");
     snprintf(out->encoding, sizeof(out->encoding), "UTF-8");
     if (html == NULL || len == 0)
         return 0;
@@ -1159,5 +1163,9 @@ void extract_result_free(extract_result_t *r)
         return;
     free(r->title);
     free(r->text);
+    free(r->author);
+    free(r->date);
+    free(r->site_name);
+    free(r->lang);
     memset(r, 0, sizeof(*r));
 }
