@@ -7,6 +7,7 @@
 #include <iconv.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -377,10 +378,15 @@ static int attr_has(const xmlNode *n, const char *name)
  */
 
 /* Never content, whatever the page: dropped without looking further. */
-static const char *const TAGS_NEVER[] = {
-    "head",   "script", "style",  "noscript", "template", "svg",      "iframe", "button", "nav",    "aside",
-    "header", "footer", "select", "option",   "input",    "textarea", "object", "embed",  "canvas", "video",
-    "audio",  "map",    "dialog", "menu",     "link",     "meta",     "title",  "label",  NULL};
+static const char *const TAGS_NEVER[] = {"script", "style",    "template", "svg",    "iframe", "button", "select",
+                                         "option", "input",    "textarea", "object", "embed",  "canvas", "video",
+                                         "audio",  "map",      "dialog",   "menu",   "link",   "meta",   "title",
+                                         "label",  "datalist", "math",     NULL};
+
+/* Not content either, as a rule; but libxml's HTML parser, which predates HTML5, can nest the rest of a page
+ * inside a <header> or <nav> it failed to close (and some pages put everything in <noscript> or text in
+ * <head>), so they are SOFT: kept when they hold most of the page's text. */
+static const char *const TAGS_SOFT[] = {"head", "nav", "aside", "header", "footer", "noscript", NULL};
 
 /* Block-level: starts and ends a paragraph in the output. */
 static const char *const TAGS_BLOCK[] = {
@@ -406,21 +412,31 @@ typedef struct st_word_t {
 
 /* Words in class/id/aria-label tokens that mark boilerplate. Short words match whole tokens only ("ad" must
  * not hit "header" or "download"); long ones match inside a token, which catches "commentlist" and
- * "siteFooter". The rescue flag is off for things that are never the main text however long they are. */
+ * "siteFooter". Almost every match is only a presumption: a word can sit on the wrapper of the whole article
+ * ("Page-ad-margins", "body_overlay", "modal-enabled", "content-with-sidebar", a WordPress category class
+ * "category-native-advertising"), so soft_resolve keeps an element that holds most of the page's text. The
+ * rescue flag is off only for comment threads and consent banners, which can be longer than the article. */
 static const word_t BOILER_WORDS[] = {
-    {"ad", 0, 0},           {"ads", 0, 0},      {"advert", 1, 0},      {"sponsor", 1, 0},
-    {"promo", 0, 0},        {"nav", 0, 1},      {"navbar", 1, 1},      {"navigation", 1, 1},
-    {"menu", 1, 1},         {"menubar", 1, 1},  {"dropdown", 1, 1},    {"header", 0, 1},
-    {"masthead", 1, 1},     {"footer", 1, 1},   {"sidebar", 1, 1},     {"widget", 0, 1},
-    {"banner", 0, 1},       {"toolbar", 1, 1},  {"breadcrumb", 1, 0},  {"breadcrumbs", 1, 0},
-    {"comment", 1, 0},      {"comments", 1, 0}, {"disqus", 1, 0},      {"share", 0, 0},
-    {"shares", 0, 0},       {"sharing", 0, 0},  {"sharebar", 1, 0},    {"sharethis", 1, 0},
-    {"addthis", 1, 0},      {"social", 1, 0},   {"cookie", 1, 0},      {"cookies", 1, 0},
-    {"consent", 1, 0},      {"gdpr", 1, 0},     {"newsletter", 1, 0},  {"subscribe", 1, 0},
-    {"subscription", 1, 0}, {"signup", 1, 0},   {"related", 1, 1},     {"popup", 1, 0},
-    {"modal", 1, 0},        {"overlay", 1, 0},  {"outbrain", 1, 0},    {"taboola", 1, 0},
-    {"pagination", 1, 1},   {"pager", 0, 1},    {"skip", 0, 0},        {"tooltip", 1, 0},
-    {"login", 1, 0},        {"paywall", 1, 0},  {"recommended", 1, 1}, {"trending", 1, 1},
+    {"ad", 0, 1},          {"ads", 0, 1},          {"advert", 1, 1},       {"sponsor", 1, 1},
+    {"promo", 0, 1},       {"nav", 0, 1},          {"navbar", 1, 1},       {"navigation", 1, 1},
+    {"menu", 1, 1},        {"menubar", 1, 1},      {"dropdown", 1, 1},     {"header", 0, 1},
+    {"masthead", 1, 1},    {"footer", 1, 1},       {"sidebar", 1, 1},      {"widget", 0, 1},
+    {"banner", 0, 1},      {"toolbar", 1, 1},      {"breadcrumb", 1, 1},   {"breadcrumbs", 1, 1},
+    {"comment", 1, 0},     {"comments", 1, 0},     {"disqus", 1, 0},       {"share", 0, 1},
+    {"shares", 0, 1},      {"sharing", 0, 1},      {"sharebar", 1, 1},     {"sharethis", 1, 1},
+    {"addthis", 1, 1},     {"social", 1, 1},       {"cookie", 1, 0},       {"cookies", 1, 0},
+    {"consent", 1, 0},     {"gdpr", 1, 0},         {"newsletter", 1, 1},   {"subscribe", 1, 1},
+    {"signup", 1, 1},      {"related", 1, 1},      {"popup", 1, 1},        {"modal", 1, 1},
+    {"overlay", 1, 1},     {"outbrain", 1, 0},     {"taboola", 1, 0},      {"pagination", 1, 1},
+    {"pager", 0, 1},       {"skip", 0, 1},         {"tooltip", 1, 1},      {"login", 1, 1},
+    {"recommended", 1, 1}, {"trending", 1, 1},     {"byline", 1, 1},       {"dateline", 1, 1},
+    {"credit", 0, 1},      {"credits", 0, 1},      {"gallery", 1, 1},      {"slideshow", 1, 1},
+    {"carousel", 1, 1},    {"teaser", 1, 1},       {"teasers", 1, 1},      {"ticker", 1, 1},
+    {"latest", 0, 1},      {"morestories", 1, 1},  {"readmore", 1, 1},     {"tags", 0, 1},
+    {"tagcloud", 1, 1},    {"postmeta", 1, 1},     {"entrymeta", 1, 1},    {"articlemeta", 1, 1},
+    {"author", 0, 1},      {"authorbox", 1, 1},    {"authorbio", 1, 1},    {"timestamp", 1, 1},
+    {"print", 0, 1},       {"rating", 0, 1},       {"hidden", 0, 1},       {"hide", 0, 1},
+    {"offscreen", 1, 1},   {"sronly", 1, 1},       {"visuallyhidden", 1, 1}, {"screenreader", 1, 1},
 };
 
 /* ARIA roles that are never the main text. */
@@ -432,26 +448,48 @@ static const char *const ROLES_BOILER[] = {"navigation", "banner",  "contentinfo
 static int words_match(const char *s)
 {
     int result = 0;
-    char tok[64];
+    char tok[64], whole[96];
     while (*s != '\0' && result < 2) {
-        while (*s != '\0' &&
-               !((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9')))
+        /* A class token ("entry-meta") is matched word by word ("entry", "meta") for the short words and as
+         * one run of its letters ("entrymeta") for the long ones. */
+        while (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r' || *s == '\f')
             s++;
-        size_t n = 0;
-        while ((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9')) {
-            if (n + 1 < sizeof(tok))
-                tok[n++] = (char)((*s >= 'A' && *s <= 'Z') ? *s + 32 : *s);
-            s++;
+        size_t wn = 0;
+        const char *t = s;
+        while (*t != '\0' && *t != ' ' && *t != '\t' && *t != '\n' && *t != '\r' && *t != '\f') {
+            if (((*t >= 'a' && *t <= 'z') || (*t >= 'A' && *t <= 'Z') || (*t >= '0' && *t <= '9')) &&
+                wn + 1 < sizeof(whole))
+                whole[wn++] = (char)((*t >= 'A' && *t <= 'Z') ? *t + 32 : *t);
+            t++;
         }
-        tok[n] = '\0';
-        if (n == 0)
-            continue;
-        for (size_t i = 0; i < sizeof(BOILER_WORDS) / sizeof(BOILER_WORDS[0]); i++) {
+        whole[wn] = '\0';
+        for (size_t i = 0; wn > 0 && i < sizeof(BOILER_WORDS) / sizeof(BOILER_WORDS[0]); i++) {
             const word_t *w = &BOILER_WORDS[i];
-            if (w->substring ? strstr(tok, w->word) != NULL : strcmp(tok, w->word) == 0) {
+            if (w->substring && strstr(whole, w->word) != NULL) {
                 int r = w->rescue ? 1 : 2;
                 if (r > result)
                     result = r;
+            }
+        }
+        while (s < t) {
+            while (s < t && !((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9')))
+                s++;
+            size_t n = 0;
+            while (s < t && ((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9'))) {
+                if (n + 1 < sizeof(tok))
+                    tok[n++] = (char)((*s >= 'A' && *s <= 'Z') ? *s + 32 : *s);
+                s++;
+            }
+            tok[n] = '\0';
+            if (n == 0)
+                continue;
+            for (size_t i = 0; i < sizeof(BOILER_WORDS) / sizeof(BOILER_WORDS[0]); i++) {
+                const word_t *w = &BOILER_WORDS[i];
+                if (w->substring ? strstr(tok, w->word) != NULL : strcmp(tok, w->word) == 0) {
+                    int r = w->rescue ? 1 : 2;
+                    if (r > result)
+                        result = r;
+                }
             }
         }
     }
@@ -478,6 +516,8 @@ static int boiler_classify(const xmlNode *n)
 {
     if (tag_in(n, TAGS_NEVER))
         return BOILER_HARD;
+    if (tag_in(n, TAGS_SOFT))
+        return BOILER_SOFT;
     if (attr_has(n, "hidden"))
         return BOILER_HARD;
     const char *v;
@@ -595,6 +635,15 @@ static int measure_enter(xmlNode *n, void *ctx)
         n->_private = (void *)(uintptr_t)m->count;
         inf->boiler = (unsigned char)boiler_classify(n);
         inf->skip = inf->boiler == BOILER_HARD;
+#ifdef EXTRACT_DEBUG
+        if (inf->skip) {
+            xmlChar *c = xmlNodeGetContent(n);
+            if (c && strlen((char *)c) > 2000)
+                fprintf(stderr, "HARD <%s class=%s id=%s> %zu\n", n->name, attr_get(n, "class") ? attr_get(n, "class") : "",
+                        attr_get(n, "id") ? attr_get(n, "id") : "", strlen((char *)c));
+            xmlFree(c);
+        }
+#endif
         inf->block = (unsigned char)tag_in(n, TAGS_BLOCK);
     } else {
         inf = info_of(m, n);
@@ -637,8 +686,8 @@ static void measure(xmlNode *root, measure_t *m)
     walk(root, &ops, m);
 }
 
-/* Decides the SOFT elements: kept only when they hold at least half of the page's text, at least 500
- * characters of it outside links, and are not link lists. The first pass measured with every SOFT element
+/* Decides the SOFT elements: kept only when they hold at least half of the page's text outside links, and at
+ * least 200 characters of it. The first pass measured with every SOFT element
  * included, so the numbers compare like with like. */
 static void soft_resolve(xmlNode *root, measure_t *m)
 {
@@ -648,8 +697,10 @@ static void soft_resolve(xmlNode *root, measure_t *m)
         info_t *inf = &m->info[i];
         if (inf->boiler != BOILER_SOFT)
             continue;
+        /* Link density is not looked at: an element holding half of the page's text outside links is not a
+         * link list, and ASP.NET's page-wide <form> or a "content-with-sidebar" wrapper often has many. */
         size_t useful = inf->text - inf->link;
-        int rescued = useful >= 500 && useful * 2 >= total && inf->link * 10 <= inf->text * 3;
+        int rescued = useful >= 200 && useful * 2 >= total;
         inf->skip = !rescued;
     }
 }
@@ -671,7 +722,50 @@ typedef struct st_pick_t {
     measure_t *m;
     xmlNode *semantic[SEMANTIC_MAX]; /* <article>, <main>, role=main, in document order */
     size_t nsemantic;
+    xmlNode *hinted[SEMANTIC_MAX]; /* elements whose class, id or itemprop name the article body */
+    size_t nhinted;
 } pick_t;
+
+/* Class and id words that name the container of an article's body, compared with a token's letters only
+ * ("entry-content", "c-article__body" and "postContent" all match); the convention of most CMS themes. */
+static const char *const HINT_WORDS[] = {
+    "entrycontent", "postcontent",  "articlebody",  "articlecontent", "storybody",   "storycontent",
+    "postbody",     "articletext",  "posttext",     "entrybody",      "contentbody", "bodytext",
+    "articleinner", "postentry",    "singlecontent", "blogpost",      "newsbody",    "newscontent",
+    "textcontent",  "maincontent",  "pagecontent",  "contenttext",    "richtext",    "artikeltext",
+    "articlecopy",  "storytext",    "contentarticle", "postarticle",  "entrytext",   "blogcontent",
+    "blogentry",    "itemfulltext", "itembody",     "article_body",   "detailtext",  "contentmain",
+    NULL};
+
+static int hint_match(const char *v)
+{
+    while (*v != '\0') {
+        while (*v == ' ' || *v == '\t' || *v == '\n' || *v == '\r')
+            v++;
+        char w[96];
+        size_t n = 0;
+        for (; *v != '\0' && *v != ' ' && *v != '\t' && *v != '\n' && *v != '\r'; v++)
+            if (((*v >= 'a' && *v <= 'z') || (*v >= 'A' && *v <= 'Z') || (*v >= '0' && *v <= '9')) &&
+                n + 1 < sizeof(w))
+                w[n++] = (char)((*v >= 'A' && *v <= 'Z') ? *v + 32 : *v);
+        w[n] = '\0';
+        for (const char *const *h = HINT_WORDS; n > 0 && *h != NULL; h++)
+            if (strstr(w, *h) != NULL)
+                return 1;
+    }
+    return 0;
+}
+
+/* Whether n's own markup says it holds the article body. */
+static int content_hint(const xmlNode *n)
+{
+    const char *v;
+    if ((v = attr_get(n, "itemprop")) != NULL && (strcasecmp(v, "articleBody") == 0 || strcasecmp(v, "text") == 0))
+        return 1;
+    if (is_tag(n, "body") || is_tag(n, "html"))
+        return 0;
+    return ((v = attr_get(n, "class")) != NULL && hint_match(v)) || ((v = attr_get(n, "id")) != NULL && hint_match(v));
+}
 
 static int is_semantic_main(const xmlNode *n)
 {
@@ -697,6 +791,8 @@ static int pick_enter(xmlNode *n, void *ctx)
         return 0;
     if (is_semantic_main(n) && pk->nsemantic < SEMANTIC_MAX)
         pk->semantic[pk->nsemantic++] = n;
+    if (pk->nhinted < SEMANTIC_MAX && content_hint(n))
+        pk->hinted[pk->nhinted++] = n;
     if (tag_in(n, TAGS_PARAGRAPH) && inf->inline_ >= 25) {
         /* Readability's formula: a point per paragraph, one per comma, one per 100 characters (at most 3),
          * given in full to the parent, half to the grandparent, a third to the great-grandparent. */
@@ -720,23 +816,23 @@ static int is_ancestor(const xmlNode *a, const xmlNode *n)
     return 0;
 }
 
-/* The semantic container to use, or NULL. The one with the most text wins, but a container nested in it that
- * holds most of that text is better still: <main> often wraps the <article> plus "more stories" lists that
- * the word list did not catch. */
-static xmlNode *semantic_best(const pick_t *pk)
+/* The container to use among list (semantic or hinted), or NULL. The one with the most text wins, but a
+ * container nested in it that holds most of that text is better still: <main> often wraps the <article>
+ * plus "more stories" lists that the word list did not catch. */
+static xmlNode *container_best(const measure_t *m, xmlNode *const *list, size_t n)
 {
     xmlNode *best = NULL;
     size_t best_useful = 0;
-    for (size_t i = 0; i < pk->nsemantic; i++) {
-        size_t u = useful_text(info_of(pk->m, pk->semantic[i]));
+    for (size_t i = 0; i < n; i++) {
+        size_t u = useful_text(info_of(m, list[i]));
         if (best == NULL || u > best_useful)
-            best = pk->semantic[i], best_useful = u;
+            best = list[i], best_useful = u;
     }
     for (int again = best != NULL; again;) {
         again = 0;
-        for (size_t i = 0; i < pk->nsemantic; i++) {
-            xmlNode *c = pk->semantic[i];
-            size_t u = useful_text(info_of(pk->m, c));
+        for (size_t i = 0; i < n; i++) {
+            xmlNode *c = list[i];
+            size_t u = useful_text(info_of(m, c));
             if (c != best && u * 10 >= best_useful * 6 && is_ancestor(best, c)) {
                 best = c, best_useful = u;
                 again = 1;
@@ -750,6 +846,7 @@ static xmlNode *semantic_best(const pick_t *pk)
 typedef struct st_choice_t {
     xmlNode *root;    /* the main container */
     double threshold; /* > 0: also its siblings that pass sibling_take with this threshold */
+    int same_tag;     /* also its siblings of the same tag that read as prose (an article split in sections) */
 } choice_t;
 
 static double final_score(const info_t *inf)
@@ -765,6 +862,18 @@ static int sibling_take(const measure_t *m, const xmlNode *s, double threshold)
            (final_score(si) >= threshold || (is_tag(s, "p") && si->text >= 80 && link_density(si) < 0.25));
 }
 
+/* A sibling of the chosen container that continues it: same tag, prose rather than links. */
+static int sibling_continues(const measure_t *m, const xmlNode *root, const xmlNode *s)
+{
+    const info_t *si = info_of(m, s);
+    if (si == NULL || si->skip || s->type != XML_ELEMENT_NODE || strcmp((const char *)s->name, (const char *)root->name) != 0)
+        return 0;
+    const char *a = attr_get(root, "class"), *b = attr_get(s, "class");
+    if ((a == NULL) != (b == NULL) || (a != NULL && strcmp(a, b) != 0 && !content_hint(s)))
+        return 0;
+    return useful_text(si) >= 100 && link_density(si) < 0.3 && si->score > 0;
+}
+
 static void choose(xmlNode *root, measure_t *m, choice_t *out)
 {
     pick_t pk = {.m = m};
@@ -773,14 +882,52 @@ static void choose(xmlNode *root, measure_t *m, choice_t *out)
 
     out->root = root;
     out->threshold = 0;
-    xmlNode *sem = semantic_best(&pk);
+    out->same_tag = 0;
     size_t total_useful = useful_text(info_of(m, root));
-    if (sem != NULL) {
-        size_t u = useful_text(info_of(m, sem));
-        if (u >= 140 || u * 2 >= total_useful) {
-            out->root = sem;
-            return;
+    xmlNode *sem = container_best(m, pk.semantic, pk.nsemantic);
+    xmlNode *hint = container_best(m, pk.hinted, pk.nhinted);
+    size_t su = sem != NULL ? useful_text(info_of(m, sem)) : 0;
+    size_t hu = hint != NULL ? useful_text(info_of(m, hint)) : 0;
+    int sem_ok = sem != NULL && (su >= 140 || su * 2 >= total_useful);
+    int hint_ok = hint != NULL && (hu >= 140 || hu * 2 >= total_useful);
+    xmlNode *cand = NULL;
+    if (sem_ok && hint_ok) {
+        /* Nested: the inner one unless it lost half the text; disjoint: the longer. */
+        if (is_ancestor(sem, hint))
+            cand = hu * 2 >= su ? hint : sem;
+        else if (is_ancestor(hint, sem))
+            cand = su * 10 >= hu * 6 ? sem : hint;
+        else
+            cand = hu >= su ? hint : sem;
+    } else if (hint_ok) {
+        cand = hint;
+    } else if (sem_ok) {
+        cand = sem;
+    }
+#ifdef EXTRACT_DEBUG
+    if (getenv("NEEDLE")) {
+        for (size_t i = 0; i < m->count; i++) {
+            xmlNode *n = m->info[i].node;
+            for (xmlNode *c = n->children; c; c = c->next)
+                if (c->type == XML_TEXT_NODE && c->content && strstr((char *)c->content, getenv("NEEDLE"))) {
+                    for (xmlNode *a = n; a && a->type == XML_ELEMENT_NODE; a = a->parent) {
+                        info_t *ai = info_of(m, a);
+                        fprintf(stderr, "  <%s class=%s id=%s> boiler %d skip %d text %zu link %zu\n", a->name,
+                                attr_get(a, "class") ? attr_get(a, "class") : "", attr_get(a, "id") ? attr_get(a, "id") : "",
+                                ai ? ai->boiler : -1, ai ? ai->skip : -1, ai ? ai->text : 0, ai ? ai->link : 0);
+                    }
+                    i = m->count;
+                    break;
+                }
         }
+    }
+    fprintf(stderr, "total %zu sem %s %zu hint %s %zu\n", total_useful, sem ? (const char *)sem->name : "-", su,
+            hint ? (const char *)hint->name : "-", hu);
+#endif
+    if (cand != NULL) {
+        out->root = cand;
+        out->same_tag = cand->parent != NULL && cand->parent->type == XML_ELEMENT_NODE;
+        return;
     }
 
     /* Readability-style: the element with the best score from the paragraphs below it. */
@@ -794,6 +941,12 @@ static void choose(xmlNode *root, measure_t *m, choice_t *out)
         if (s > best_score)
             best_score = s, best = inf->node;
     }
+#ifdef EXTRACT_DEBUG
+    if (best != NULL)
+        fprintf(stderr, "scored %s class=%s id=%s score %.1f useful %zu\n", (const char *)best->name,
+                attr_get(best, "class") ? attr_get(best, "class") : "", attr_get(best, "id") ? attr_get(best, "id") : "",
+                best_score, useful_text(info_of(m, best)));
+#endif
     if (best == NULL)
         return;
     out->root = best;
@@ -996,9 +1149,9 @@ static char *emit_main(measure_t *m, const choice_t *c)
 {
     emit_t e = {.m = m, .root = c->root, .out = BUF_INIT};
     static const walk_ops_t ops = {emit_enter, emit_leave};
-    if (c->threshold > 0) {
+    if (c->threshold > 0 || c->same_tag) {
         for (xmlNode *s = c->root->parent->children; s != NULL && !e.full; s = s->next) {
-            if (s == c->root || sibling_take(m, s, c->threshold)) {
+            if (s == c->root || (c->same_tag ? sibling_continues(m, c->root, s) : sibling_take(m, s, c->threshold))) {
                 e.root = s;
                 walk(s, &ops, &e);
             }
