@@ -512,7 +512,7 @@ enum { BOILER_NO = 0, BOILER_SOFT = 1, BOILER_HARD = 2 };
 
 /* Classifies an element from its own markup. SOFT ones are dropped unless soft_resolve finds they hold most
  * of the page's text: a false positive on a page-wide wrapper would otherwise lose the whole article. */
-static int boiler_classify(const xmlNode *n)
+static int boiler_classify(const xmlNode *n, int use_words)
 {
     if (tag_in(n, TAGS_NEVER))
         return BOILER_HARD;
@@ -538,7 +538,7 @@ static int boiler_classify(const xmlNode *n)
     if ((v = attr_get(n, "aria-hidden")) != NULL && strcasecmp(v, "true") == 0)
         soft = 1;
     static const char *const attrs[] = {"class", "id", "aria-label", NULL};
-    for (const char *const *a = attrs; *a != NULL; a++) {
+    for (const char *const *a = attrs; use_words && *a != NULL; a++) {
         if ((v = attr_get(n, *a)) == NULL)
             continue;
         int m = words_match(v);
@@ -572,6 +572,7 @@ typedef struct st_measure_t {
     info_t *info;
     size_t count, cap;
     int first_pass;    /* assigns indexes and classifies; later passes reuse both */
+    int use_words;     /* class/id/aria-label words count (off for the retry of a page that came out short) */
     size_t link_depth; /* how many <a> we are inside */
 } measure_t;
 
@@ -633,12 +634,12 @@ static int measure_enter(xmlNode *n, void *ctx)
         memset(inf, 0, sizeof(*inf));
         inf->node = n;
         n->_private = (void *)(uintptr_t)m->count;
-        inf->boiler = (unsigned char)boiler_classify(n);
+        inf->boiler = (unsigned char)boiler_classify(n, m->use_words);
         inf->skip = inf->boiler == BOILER_HARD;
 #ifdef EXTRACT_DEBUG
         if (inf->skip) {
             xmlChar *c = xmlNodeGetContent(n);
-            if (c && strlen((char *)c) > 2000)
+            if (c && strlen((char *)c) > 300 && !is_tag(n, "script") && !is_tag(n, "style"))
                 fprintf(stderr, "HARD <%s class=%s id=%s> %zu\n", n->name, attr_get(n, "class") ? attr_get(n, "class") : "",
                         attr_get(n, "id") ? attr_get(n, "id") : "", strlen((char *)c));
             xmlFree(c);
@@ -1256,6 +1257,27 @@ static char *title_find(xmlNode *root)
 /* ------------------------------------------------------------------------------------------------------------
  */
 
+/* Below this many bytes of main text, the page is looked at again without the class/id words. */
+#define SHORT_TEXT 250
+
+/* Measures, chooses and emits the main text of the tree under root. */
+static char *extract_main(xmlNode *root, int use_words)
+{
+    measure_t m = {.first_pass = 1, .use_words = use_words};
+    measure(root, &m);
+    soft_resolve(root, &m);
+    m.first_pass = 0;
+    measure(root, &m);
+    choice_t c;
+    choose(root, &m, &c);
+    char *text = emit_main(&m, &c);
+    /* The indexes in _private belong to this pass: a later pass starts from a clean tree. */
+    for (size_t i = 0; i < m.count; i++)
+        m.info[i].node->_private = NULL;
+    free(m.info);
+    return text;
+}
+
 int extract_html(const char *html, size_t len, const char *content_type, const char *url,
                  extract_result_t *out)
 {
@@ -1294,16 +1316,19 @@ int extract_html(const char *html, size_t len, const char *content_type, const c
         free(out->title);
         out->title = title_find((xmlNode *)doc);
 
-        measure_t m = {.first_pass = 1};
-        measure(root, &m);
-        soft_resolve(root, &m);
-        m.first_pass = 0;
-        measure(root, &m);
-        choice_t c;
-        choose(root, &m, &c);
         free(out->text);
-        out->text = emit_main(&m, &c);
-        free(m.info);
+        out->text = extract_main(root, 1);
+        /* Readability's lesson: when the class words leave almost nothing, they were wrong about this page
+         * (a theme that calls every block a "widget"); look again without them and keep the longer text. */
+        if (strlen(out->text) < SHORT_TEXT) {
+            char *again = extract_main(root, 0);
+            if (strlen(again) > strlen(out->text)) {
+                free(out->text);
+                out->text = again;
+            } else {
+                free(again);
+            }
+        }
     }
     out->text_len = strlen(out->text);
     xmlFreeDoc(doc);
