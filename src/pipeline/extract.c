@@ -516,8 +516,14 @@ static int boiler_classify(const xmlNode *n, int use_words)
 {
     if (tag_in(n, TAGS_NEVER))
         return BOILER_HARD;
-    if (tag_in(n, TAGS_SOFT))
+    if (tag_in(n, TAGS_SOFT)) {
+        /* An article's own <header> holds its standfirst; the headline and byline in it go by other rules. */
+        if (is_tag(n, "header"))
+            for (const xmlNode *a = n->parent; a != NULL && a->type == XML_ELEMENT_NODE; a = a->parent)
+                if (is_tag(a, "article") || is_tag(a, "main"))
+                    return BOILER_NO;
         return BOILER_SOFT;
+    }
     if (attr_has(n, "hidden"))
         return BOILER_HARD;
     const char *v;
@@ -533,8 +539,8 @@ static int boiler_classify(const xmlNode *n, int use_words)
     }
     if (tag_in(n, TAGS_NO_CLASS_CHECK))
         return BOILER_NO;
-    if (is_tag(n, "form"))
-        soft = 1; /* ASP.NET pages wrap everything in one <form> */
+    /* <form> is not suspect by itself: ASP.NET wraps whole pages in one, shops their product text; the
+     * search and login forms are made of inputs, labels and buttons, which are dropped anyway. */
     if ((v = attr_get(n, "aria-hidden")) != NULL && strcasecmp(v, "true") == 0)
         soft = 1;
     static const char *const attrs[] = {"class", "id", "aria-label", NULL};
@@ -970,6 +976,9 @@ typedef struct st_emit_t {
     size_t pre_depth;
     size_t pre_newlines; /* newlines inside <pre> not written yet */
     int full;
+    const char *prefix; /* light markup ("## ", "- ", " | ") written before the next text, or NULL */
+    size_t row_start;   /* out.len when the current table row began */
+    int markup;         /* write the light markup at all (not for titles) */
 } emit_t;
 
 /* Whitespace for collapsing: ASCII space characters, no-break space, the Unicode spaces U+2000-U+200A,
@@ -1016,6 +1025,17 @@ static int is_invisible_at(const unsigned char *p, size_t *adv)
 
 static void emit_pending(emit_t *e)
 {
+    const char *prefix = e->prefix;
+    e->prefix = NULL;
+    if (prefix != NULL && prefix[0] == ' ' && e->pending != PEND_PARA && e->out.len > e->row_start) {
+        /* A cell separator: only between cells that both have text. */
+        buf_puts(&e->out, prefix);
+        e->pending = PEND_NONE;
+        e->pre_newlines = 0;
+        return;
+    }
+    if (prefix != NULL && prefix[0] == ' ')
+        prefix = NULL;
     if (e->out.len > 0) {
         if (e->pending == PEND_PARA)
             buf_append(&e->out, "\n\n", 2);
@@ -1027,6 +1047,8 @@ static void emit_pending(emit_t *e)
         else if (e->pending == PEND_SPACE)
             buf_putc(&e->out, ' ');
     }
+    if (prefix != NULL)
+        buf_puts(&e->out, prefix);
     e->pending = PEND_NONE;
     e->pre_newlines = 0;
 }
@@ -1115,6 +1137,19 @@ static int emit_enter(xmlNode *n, void *ctx)
         emit_block_break(e);
     if (is_tag(n, "pre"))
         e->pre_depth++;
+    if (e->markup && n->name[0] == 'h' && n->name[1] >= '1' && n->name[1] <= '6' && n->name[2] == '\0') {
+        static const char *const hashes[] = {"# ", "## ", "### ", "#### ", "##### ", "###### "};
+        e->prefix = hashes[n->name[1] - '1'];
+    } else if (e->markup && is_tag(n, "li")) {
+        e->prefix = "- ";
+    } else if (e->markup && is_tag(n, "tr")) {
+        e->row_start = e->out.len + 2;
+        e->prefix = NULL;
+    } else if (e->markup && (is_tag(n, "td") || is_tag(n, "th"))) {
+        e->prefix = " | ";
+        if (e->pending == PEND_PARA && e->out.len + 2 > e->row_start)
+            e->pending = PEND_SPACE; /* inside a row, block content of a cell does not split the row */
+    }
     return 1;
 }
 
@@ -1128,6 +1163,8 @@ static void emit_leave(xmlNode *n, void *ctx)
         return;
     if (is_tag(n, "pre") && e->pre_depth > 0)
         e->pre_depth--;
+    if (e->markup && (is_tag(n, "td") || is_tag(n, "th")))
+        return; /* the row, not the cell, ends the line */
     if (inf->block)
         emit_block_break(e);
 }
@@ -1146,9 +1183,147 @@ static void utf8_truncate(buf_t *b, size_t max)
         b->data[--b->len] = '\0';
 }
 
+/* ------------------------------------------------------------------------------------------------------------
+ * Line filter: what survives the choice of container but is still not article text, recognised by its shape.
+ * ------------------------------------------------------------------------------------------------------------
+ */
+
+static int starts_with_ci(const char *s, size_t n, const char *prefix)
+{
+    size_t k = strlen(prefix);
+    return n >= k && strncasecmp(s, prefix, k) == 0;
+}
+
+/* A short line made of a date or time and a few words around it ("Aktualisiert: 03.04.2020, 14:12 Uhr",
+ * "Published 12 March 2021"). */
+static int is_date_line(const char *s, size_t n)
+{
+    if (n > 60)
+        return 0;
+    size_t digits = 0, letters = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= '0' && c <= '9')
+            digits++;
+        else if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c >= 0xC0)
+            letters++;
+    }
+    if (digits < 4 || letters > 25)
+        return 0;
+    /* A year (19xx, 20xx) or a clock time (12:30), not just any figures ("13.4 MB (-81%)"). */
+    for (size_t i = 0; i + 4 <= n; i++) {
+        int lead = i == 0 || !(s[i - 1] >= '0' && s[i - 1] <= '9');
+        int trail = i + 4 == n || !(s[i + 4] >= '0' && s[i + 4] <= '9');
+        if (lead && trail && ((s[i] == '1' && s[i + 1] == '9') || (s[i] == '2' && s[i + 1] == '0')) &&
+            s[i + 2] >= '0' && s[i + 2] <= '9' && s[i + 3] >= '0' && s[i + 3] <= '9')
+            return 1;
+        if (s[i] >= '0' && s[i] <= '9' && s[i + 1] == ':' && s[i + 2] >= '0' && s[i + 2] <= '5' && s[i + 3] >= '0' &&
+            s[i + 3] <= '9')
+            return 1;
+    }
+    return 0;
+}
+
+/* "Image 1 of 5", "Bild 3 von 12", "2 / 7": a gallery's counter. */
+static int is_counter_line(const char *s, size_t n)
+{
+    if (n > 30)
+        return 0;
+    size_t i = 0, nums = 0;
+    while (i < n) {
+        if (s[i] >= '0' && s[i] <= '9') {
+            nums++;
+            while (i < n && s[i] >= '0' && s[i] <= '9')
+                i++;
+        } else {
+            i++;
+        }
+    }
+    if (nums != 2)
+        return 0;
+    static const char *const words[] = {" of ", " von ", " / ", "/", " de ", " sur ", NULL};
+    char tmp[32];
+    memcpy(tmp, s, n);
+    tmp[n] = '\0';
+    for (const char *const *w = words; *w != NULL; w++)
+        if (strstr(tmp, *w) != NULL)
+            return 1;
+    return 0;
+}
+
+/* Bylines and credits: "By Jane Doe", "Foto: dpa", "Credit: Getty Images". */
+static int is_byline(const char *s, size_t n)
+{
+    static const char *const prefixes[] = {"by ",     "von ",    "par ",    "por ",     "autor:",  "author:",
+                                           "text:",   "foto:",   "fotos:",  "photo:",   "photos:", "bild:",
+                                           "credit:", "credits:", "image:", "bildquelle:", "©",    "(c) ",
+                                           "posted by ", "written by ", "geschrieben von ", NULL};
+    if (n > 80)
+        return 0;
+    for (const char *const *p = prefixes; *p != NULL; p++)
+        if (starts_with_ci(s, n, *p))
+            return 1;
+    return 0;
+}
+
+/* Drops, from text (blocks separated by "\n\n"), the headline when it repeats the title, date lines,
+ * bylines and credits, gallery counters, and repeats of a short block already written (a caption shown
+ * twice, a credit under every photo). */
+static char *text_filter(char *text, const char *title)
+{
+#ifdef EXTRACT_NO_FILTER
+    (void)title;
+    return text;
+#endif
+    buf_t out = BUF_INIT;
+    size_t seen_cap = 64, nseen = 0;
+    uint64_t *seen = xmalloc(seen_cap * sizeof(*seen));
+    size_t index = 0;
+    for (char *p = text; *p != '\0'; index++) {
+        char *end = strstr(p, "\n\n");
+        size_t n = end != NULL ? (size_t)(end - p) : strlen(p);
+        const char *b = p;
+        size_t bn = n;
+        while (bn > 0 && *b == '#') /* a heading is judged by its text */
+            b++, bn--;
+        if (bn < n && bn > 0 && *b == ' ')
+            b++, bn--;
+        int drop = 0;
+        if (index < 4 && *title != '\0' && bn == strlen(title) && strncasecmp(b, title, bn) == 0)
+            drop = 1;
+        else if (bn == n && !(n > 2 && p[0] == '-' && p[1] == ' ') && memmem(b, bn, " | ", 3) == NULL && (is_date_line(b, bn) || is_counter_line(b, bn)))
+            drop = 1; /* not for headings, list items and table rows: those are structure, not datelines */
+        else if (is_byline(b, bn))
+            drop = 1;
+        else if (bn < 150) {
+            uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+            for (size_t i = 0; i < bn; i++)
+                h = (h ^ (unsigned char)b[i]) * 1099511628211ULL;
+            for (size_t i = 0; i < nseen && !drop; i++)
+                drop = seen[i] == h && bn >= 20;
+            if (!drop && nseen < 4096) {
+                if (nseen == seen_cap)
+                    seen = xrealloc(seen, (seen_cap *= 2) * sizeof(*seen));
+                seen[nseen++] = h;
+            }
+        }
+        if (!drop) {
+            if (out.len > 0)
+                buf_append(&out, "\n\n", 2);
+            buf_append(&out, p, n);
+        }
+        p = end != NULL ? end + 2 : p + n;
+    }
+    free(seen);
+    free(text);
+    if (out.data == NULL)
+        return xstrdup("");
+    return buf_release(&out);
+}
+
 static char *emit_main(measure_t *m, const choice_t *c)
 {
-    emit_t e = {.m = m, .root = c->root, .out = BUF_INIT};
+    emit_t e = {.m = m, .root = c->root, .out = BUF_INIT, .markup = 1};
     static const walk_ops_t ops = {emit_enter, emit_leave};
     if (c->threshold > 0 || c->same_tag) {
         for (xmlNode *s = c->root->parent->children; s != NULL && !e.full; s = s->next) {
@@ -1261,7 +1436,7 @@ static char *title_find(xmlNode *root)
 #define SHORT_TEXT 250
 
 /* Measures, chooses and emits the main text of the tree under root. */
-static char *extract_main(xmlNode *root, int use_words)
+static char *extract_main(xmlNode *root, int use_words, const char *title)
 {
     measure_t m = {.first_pass = 1, .use_words = use_words};
     measure(root, &m);
@@ -1270,7 +1445,7 @@ static char *extract_main(xmlNode *root, int use_words)
     measure(root, &m);
     choice_t c;
     choose(root, &m, &c);
-    char *text = emit_main(&m, &c);
+    char *text = text_filter(emit_main(&m, &c), title);
     /* The indexes in _private belong to this pass: a later pass starts from a clean tree. */
     for (size_t i = 0; i < m.count; i++)
         m.info[i].node->_private = NULL;
@@ -1317,11 +1492,11 @@ int extract_html(const char *html, size_t len, const char *content_type, const c
         out->title = title_find((xmlNode *)doc);
 
         free(out->text);
-        out->text = extract_main(root, 1);
+        out->text = extract_main(root, 1, out->title);
         /* Readability's lesson: when the class words leave almost nothing, they were wrong about this page
          * (a theme that calls every block a "widget"); look again without them and keep the longer text. */
         if (strlen(out->text) < SHORT_TEXT) {
-            char *again = extract_main(root, 0);
+            char *again = extract_main(root, 0, out->title);
             if (strlen(again) > strlen(out->text)) {
                 free(out->text);
                 out->text = again;
