@@ -533,7 +533,7 @@ static int boiler_classify(const xmlNode *n, int use_words)
     if ((v = attr_get(n, "role")) != NULL) {
         for (const char *const *r = ROLES_BOILER; *r != NULL; r++)
             if (strcasecmp(v, *r) == 0)
-                return BOILER_HARD;
+                return BOILER_SOFT; /* soft like the tags: a role="complementary" left open holds the page */
         if (strcasecmp(v, "main") == 0 || strcasecmp(v, "article") == 0)
             return BOILER_NO;
     }
@@ -645,7 +645,7 @@ static int measure_enter(xmlNode *n, void *ctx)
 #ifdef EXTRACT_DEBUG
         if (inf->skip) {
             xmlChar *c = xmlNodeGetContent(n);
-            if (c && strlen((char *)c) > 300 && !is_tag(n, "script") && !is_tag(n, "style"))
+            if (c && strlen((char *)c) > 100 && !is_tag(n, "script") && !is_tag(n, "style"))
                 fprintf(stderr, "HARD <%s class=%s id=%s> %zu\n", n->name, attr_get(n, "class") ? attr_get(n, "class") : "",
                         attr_get(n, "id") ? attr_get(n, "id") : "", strlen((char *)c));
             xmlFree(c);
@@ -928,6 +928,15 @@ static void choose(xmlNode *root, measure_t *m, choice_t *out)
                 }
         }
     }
+    fprintf(stderr, "elements %zu root %s\n", m->count, root->name);
+    for (xmlNode *c = root->children; c; c = c->next)
+        if (c->type == XML_ELEMENT_NODE)
+            for (xmlNode *g = c->children; g; g = g->next)
+                fprintf(stderr, "    grandchild type %d %s info %d\n", g->type, g->name, info_of(m, g) ? info_of(m, g)->boiler : -1);
+    for (xmlNode *c = root->children; c; c = c->next)
+        if (c->type == XML_ELEMENT_NODE)
+            fprintf(stderr, "  child %s skip %d text %zu\n", c->name, info_of(m, c) ? info_of(m, c)->skip : -1,
+                    info_of(m, c) ? info_of(m, c)->text : 0);
     fprintf(stderr, "total %zu sem %s %zu hint %s %zu\n", total_useful, sem ? (const char *)sem->name : "-", su,
             hint ? (const char *)hint->name : "-", hu);
 #endif
@@ -956,6 +965,15 @@ static void choose(xmlNode *root, measure_t *m, choice_t *out)
 #endif
     if (best == NULL)
         return;
+    /* The best-scored element can be one box of an article cut into many (a recipe's steps, a company page's
+     * sections): climb while it holds less than half of the page's prose and its parent is not a link list. */
+    for (xmlNode *p = best->parent; p != NULL && p->type == XML_ELEMENT_NODE && !is_tag(p, "body") && !is_tag(p, "html");
+         p = p->parent) {
+        const info_t *bi = info_of(m, best), *pi = info_of(m, p);
+        if (pi == NULL || bi == NULL || useful_text(bi) * 2 >= total_useful || link_density(pi) >= 0.35)
+            break;
+        best = p;
+    }
     out->root = best;
     if (best->parent != NULL && best->parent->type == XML_ELEMENT_NODE)
         out->threshold = best_score * 0.2 > 10 ? best_score * 0.2 : 10;
