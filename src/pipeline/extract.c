@@ -941,6 +941,14 @@ static void choose(xmlNode *root, measure_t *m, choice_t *out)
             hint ? (const char *)hint->name : "-", hu);
 #endif
     if (cand != NULL) {
+        for (xmlNode *p = cand->parent; p != NULL && p->type == XML_ELEMENT_NODE && !is_tag(p, "body") &&
+                                        !is_tag(p, "html");
+             p = p->parent) {
+            const info_t *ci = info_of(m, cand), *pi = info_of(m, p);
+            if (pi == NULL || ci == NULL || useful_text(ci) * 3 >= total_useful || link_density(pi) >= 0.3)
+                break;
+            cand = p;
+        }
         out->root = cand;
         out->same_tag = cand->parent != NULL && cand->parent->type == XML_ELEMENT_NODE;
         return;
