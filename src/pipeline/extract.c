@@ -1292,6 +1292,31 @@ static int is_byline(const char *s, size_t n)
     return 0;
 }
 
+/* Short headings after which an article has ended: what follows are teasers, the author box or comments. */
+static const char *const TAIL_MARKERS[] = {
+    "mehr zum thema", "weiterführende informationen", "ähnliche beiträge", "ähnliche artikel", "à lire aussi",
+    "lire aussi", "über den autor", "über die autorin", "related posts", "related articles", "related stories",
+    "related content", "you may also like", "you might also like", "more stories", "more from", "weitere artikel",
+    "das könnte sie auch interessieren", "das könnte dich auch interessieren", "auch interessant",
+    "leave a reply", "leave a comment", "schreibe einen kommentar", "hinterlasse einen kommentar",
+    "about the author", "empfohlene artikel", "latest stories", "latest news", "top stories", "most popular",
+    "meistgelesen", "neueste beiträge", "aktuelle beiträge", "recent posts", "artikel teilen", "share this",
+    "diesen artikel teilen", "kommentare", "comments", "weitere meldungen", "weitere nachrichten",
+    "zurück zur übersicht", "zurück zur listenansicht", NULL};
+
+static int is_tail_marker(const char *s, size_t n)
+{
+    while (n > 0 && (s[n - 1] == ':' || s[n - 1] == ' ' || s[n - 1] == '.'))
+        n--;
+    for (const char *const *m = TAIL_MARKERS; *m != NULL; m++) {
+        size_t k = strlen(*m);
+        /* Only ASCII letters fold case; the markers' other letters are written as pages write them. */
+        if (n >= k && n <= k + 12 && strncasecmp(s, *m, k) == 0 && (n == k || s[k] == ' ' || s[k] == '(' || s[k] == ':'))
+            return 1;
+    }
+    return 0;
+}
+
 /* Drops, from text (blocks separated by "\n\n"), the headline when it repeats the title, date lines,
  * bylines and credits, gallery counters, and repeats of a short block already written (a caption shown
  * twice, a credit under every photo). */
@@ -1315,6 +1340,8 @@ static char *text_filter(char *text, const char *title)
         if (bn < n && bn > 0 && *b == ' ')
             b++, bn--;
         int drop = 0;
+        if (out.len >= 300 && is_tail_marker(b, bn))
+            break;
         if (index < 4 && *title != '\0' && bn == strlen(title) && strncasecmp(b, title, bn) == 0)
             drop = 1;
         else if (bn == n && !(n > 2 && p[0] == '-' && p[1] == ' ') && memmem(b, bn, " | ", 3) == NULL && (is_date_line(b, bn) || is_counter_line(b, bn)))
