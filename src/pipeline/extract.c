@@ -386,7 +386,7 @@ static const char *const TAGS_NEVER[] = {"script", "style",    "template", "svg"
 /* Not content either, as a rule; but libxml's HTML parser, which predates HTML5, can nest the rest of a page
  * inside a <header> or <nav> it failed to close (and some pages put everything in <noscript> or text in
  * <head>), so they are SOFT: kept when they hold most of the page's text. */
-static const char *const TAGS_SOFT[] = {"head", "nav", "aside", "header", "footer", "noscript", NULL};
+static const char *const TAGS_SOFT[] = {"head", "nav", "aside", "header", "footer", "noscript", "figcaption", NULL};
 
 /* Block-level: starts and ends a paragraph in the output. */
 static const char *const TAGS_BLOCK[] = {
@@ -436,7 +436,7 @@ static const word_t BOILER_WORDS[] = {
     {"tagcloud", 1, 1},    {"postmeta", 1, 1},     {"entrymeta", 1, 1},    {"articlemeta", 1, 1},
     {"author", 0, 1},      {"authorbox", 1, 1},    {"authorbio", 1, 1},    {"timestamp", 1, 1},
     {"print", 0, 1},       {"rating", 0, 1},       {"hidden", 0, 1},       {"hide", 0, 1},
-    {"offscreen", 1, 1},   {"sronly", 1, 1},       {"visuallyhidden", 1, 1}, {"screenreader", 1, 1},
+    {"caption", 1, 1},     {"offscreen", 1, 1},   {"sronly", 1, 1},       {"visuallyhidden", 1, 1}, {"screenreader", 1, 1},
 };
 
 /* ARIA roles that are never the main text. */
