@@ -1136,7 +1136,7 @@ static void emit_block_break(emit_t *e)
 static int link_box(const emit_t *e, const xmlNode *n, const info_t *inf)
 {
     static const char *const boxes[] = {"ul", "ol", "dl", "div", "section", "table", "p", NULL};
-    return n != e->root && tag_in(n, boxes) && inf->text > 0 && link_density(inf) > 0.6 &&
+    return n != e->root && tag_in(n, boxes) && inf->text > 0 && link_density(inf) > 0.5 &&
            !(is_tag(n, "p") && inf->text >= 80);
 }
 
@@ -1283,7 +1283,8 @@ static int is_byline(const char *s, size_t n)
     static const char *const prefixes[] = {"by ",     "von ",    "par ",    "por ",     "autor:",  "author:",
                                            "text:",   "foto:",   "fotos:",  "photo:",   "photos:", "bild:",
                                            "credit:", "credits:", "image:", "bildquelle:", "©",    "(c) ",
-                                           "posted by ", "written by ", "geschrieben von ", NULL};
+                                           "posted by ", "written by ", "geschrieben von ", "quelle: foto", "bild via", "foto via",
+                                           "photo via", "image via", "fotocredit", "bildnachweis", "source: getty", NULL};
     if (n > 80)
         return 0;
     for (const char *const *p = prefixes; *p != NULL; p++)
