@@ -1398,39 +1398,6 @@ static char *emit_main(measure_t *m, const choice_t *c)
  * ------------------------------------------------------------------------------------------------------------
  */
 
-typedef struct st_find_t {
-    const char *tag;
-    xmlNode *found;
-} find_t;
-
-static int find_enter(xmlNode *n, void *ctx)
-{
-    find_t *f = ctx;
-    if (f->found != NULL)
-        return 0;
-    if (n->type == XML_ELEMENT_NODE && strcmp((const char *)n->name, f->tag) == 0) {
-        if (strcmp(f->tag, "meta") == 0) {
-            const char *prop = attr_get(n, "property");
-            if (prop == NULL)
-                prop = attr_get(n, "name");
-            const char *content = attr_get(n, "content");
-            if (prop == NULL || strcasecmp(prop, "og:title") != 0 || content == NULL)
-                return 0;
-        }
-        f->found = n;
-        return 0;
-    }
-    return n->type == XML_ELEMENT_NODE || n->type == XML_DOCUMENT_NODE || n->type == XML_HTML_DOCUMENT_NODE;
-}
-
-static xmlNode *find_first(xmlNode *root, const char *tag)
-{
-    find_t f = {tag, NULL};
-    static const walk_ops_t ops = {find_enter, NULL};
-    walk(root, &ops, &f);
-    return f.found;
-}
-
 static int title_text_enter(xmlNode *n, void *ctx)
 {
     emit_t *e = ctx;
@@ -1464,23 +1431,187 @@ static char *title_from(xmlNode *n, const char *attr_value)
     return buf_release(&e.out);
 }
 
-static char *title_find(xmlNode *root)
+/* What the page says about itself, gathered in one walk: the first value found for each field wins, and
+ * fields of a higher rank (meta tags) replace those of a lower one (elements in the body). */
+typedef struct st_meta_t {
+    xmlNode *title_el, *h1, *time_el, *author_el;
+    const char *og_title, *tw_title, *site, *author, *date, *lang, *locale;
+    int author_rank, date_rank;
+} meta_t;
+
+static int meta_enter(xmlNode *n, void *ctx)
 {
-    xmlNode *n;
-    char *t;
-    if ((n = find_first(root, "title")) != NULL) {
-        if (*(t = title_from(n, NULL)) != '\0')
-            return t;
-        free(t);
+    meta_t *mt = ctx;
+    if (n->type != XML_ELEMENT_NODE)
+        return n->type == XML_DOCUMENT_NODE || n->type == XML_HTML_DOCUMENT_NODE;
+    const char *v;
+    if (is_tag(n, "html") && mt->lang == NULL && (v = attr_get(n, "lang")) != NULL && *v != '\0')
+        mt->lang = v;
+    if (is_tag(n, "script") || is_tag(n, "style") || is_tag(n, "svg") || is_tag(n, "template"))
+        return 0;
+    if (is_tag(n, "title")) {
+        if (mt->title_el == NULL)
+            mt->title_el = n;
+        return 0;
     }
-    if ((n = find_first(root, "meta")) != NULL) {
-        if (*(t = title_from(n, attr_get(n, "content"))) != '\0')
-            return t;
-        free(t);
+    if (is_tag(n, "meta")) {
+        const char *key = attr_get(n, "property");
+        if (key == NULL)
+            key = attr_get(n, "name");
+        if (key == NULL)
+            key = attr_get(n, "itemprop");
+        const char *content = attr_get(n, "content");
+        const char *equiv = attr_get(n, "http-equiv");
+        if (equiv != NULL && content != NULL && strcasecmp(equiv, "content-language") == 0 && mt->lang == NULL)
+            mt->lang = content;
+        if (key == NULL || content == NULL || *content == '\0')
+            return 0;
+        if (strcasecmp(key, "og:title") == 0 && mt->og_title == NULL)
+            mt->og_title = content;
+        else if (strcasecmp(key, "twitter:title") == 0 && mt->tw_title == NULL)
+            mt->tw_title = content;
+        else if ((strcasecmp(key, "og:site_name") == 0 || strcasecmp(key, "application-name") == 0) && mt->site == NULL)
+            mt->site = content;
+        else if ((strcasecmp(key, "author") == 0 || strcasecmp(key, "article:author") == 0 ||
+                  strcasecmp(key, "dc.creator") == 0 || strcasecmp(key, "parsely-author") == 0) &&
+                 mt->author_rank < 3 && strncmp(content, "http", 4) != 0)
+            mt->author = content, mt->author_rank = 3;
+        else if ((strcasecmp(key, "article:published_time") == 0 || strcasecmp(key, "datePublished") == 0 ||
+                  strcasecmp(key, "date") == 0 || strcasecmp(key, "pubdate") == 0 ||
+                  strcasecmp(key, "publishdate") == 0 || strcasecmp(key, "dc.date.issued") == 0 ||
+                  strcasecmp(key, "dc.date") == 0 || strcasecmp(key, "parsely-pub-date") == 0 ||
+                  strcasecmp(key, "og:published_time") == 0) &&
+                 mt->date_rank < 3)
+            mt->date = content, mt->date_rank = 3;
+        else if (strcasecmp(key, "og:locale") == 0 && mt->locale == NULL)
+            mt->locale = content;
+        return 0;
     }
-    if ((n = find_first(root, "h1")) != NULL)
-        return title_from(n, NULL);
-    return xstrdup("");
+    if (mt->h1 == NULL && is_tag(n, "h1"))
+        mt->h1 = n;
+    if (mt->date_rank < 2 && ((v = attr_get(n, "itemprop")) != NULL && strcasecmp(v, "datePublished") == 0)) {
+        const char *d = attr_get(n, "datetime");
+        if (d == NULL)
+            d = attr_get(n, "content");
+        if (d != NULL && *d != '\0')
+            mt->date = d, mt->date_rank = 2;
+    }
+    if (mt->date_rank < 1 && is_tag(n, "time") && (v = attr_get(n, "datetime")) != NULL && *v != '\0')
+        mt->date = v, mt->date_rank = 1;
+    if (mt->author_rank < 2) {
+        const char *rel = attr_get(n, "rel"), *ip = attr_get(n, "itemprop");
+        if ((rel != NULL && strcasecmp(rel, "author") == 0) || (ip != NULL && strcasecmp(ip, "author") == 0)) {
+            mt->author_el = n, mt->author_rank = 2;
+            return 0;
+        }
+    }
+    if (mt->author_rank < 1 && (v = attr_get(n, "class")) != NULL &&
+        (strstr(v, "byline") != NULL || strstr(v, "author-name") != NULL)) {
+        mt->author_el = n, mt->author_rank = 1;
+        return 0;
+    }
+    return 1;
+}
+
+/* A value as one whitespace-collapsed line of at most max bytes. */
+static char *meta_value(xmlNode *n, const char *attr_value, size_t max)
+{
+    char *t = title_from(n, attr_value);
+    if (strlen(t) > max) {
+        buf_t b = {t, strlen(t), strlen(t) + 1};
+        utf8_truncate(&b, max);
+    }
+    return t;
+}
+
+/* Separators between a page's title and its site's name: "Title | Site", "Site - Title". */
+static const char *const TITLE_SEPS[] = {" | ", " - ", " \xE2\x80\x93 ", " \xE2\x80\x94 ", " :: ", " \xC2\xB7 ",
+                                         " \xC2\xBB ", " // ", NULL};
+
+/* Cuts the site's name off a <title>: the side that is the site name when it is known, otherwise the part
+ * after the last separator (the usual order); the removed part becomes the site name when none is known. A
+ * title whose remaining part would be a single word is left whole. */
+static void title_strip(char *title, char **site)
+{
+    for (const char *const *sep = TITLE_SEPS; *sep != NULL; sep++) {
+        size_t sl = strlen(*sep);
+        char *last = NULL;
+        for (char *p = strstr(title, *sep); p != NULL; p = strstr(p + 1, *sep))
+            last = p;
+        if (last == NULL)
+            continue;
+        char *first = strstr(title, *sep);
+        if (**site != '\0' && strncasecmp(title, *site, strlen(*site)) == 0 && first == title + strlen(*site)) {
+            memmove(title, first + sl, strlen(first + sl) + 1); /* "Site | Title" */
+            return;
+        }
+        const char *tail = last + sl;
+        size_t head_len = (size_t)(last - title);
+        if (head_len == 0 || memchr(title, ' ', head_len) == NULL)
+            return;
+        if (**site == '\0') {
+            free(*site);
+            *site = xstrdup(tail);
+        }
+        *last = '\0';
+        return;
+    }
+}
+
+/* Title and metadata of the page into out. */
+static void meta_find(xmlNode *doc, extract_result_t *out)
+{
+    meta_t mt = {0};
+    static const walk_ops_t ops = {meta_enter, NULL};
+    walk(doc, &ops, &mt);
+    free(out->site_name);
+    out->site_name = mt.site != NULL ? meta_value(NULL, mt.site, EXTRACT_META_MAX) : xstrdup("");
+    char *t = NULL;
+    if (mt.og_title != NULL && *(t = title_from(NULL, mt.og_title)) == '\0') {
+        free(t);
+        t = NULL;
+    }
+    if (t == NULL && mt.title_el != NULL) {
+        t = title_from(mt.title_el, NULL);
+        title_strip(t, &out->site_name);
+        if (*t == '\0') {
+            free(t);
+            t = NULL;
+        }
+    }
+    if (t == NULL && mt.tw_title != NULL && *(t = title_from(NULL, mt.tw_title)) == '\0') {
+        free(t);
+        t = NULL;
+    }
+    if (t == NULL && mt.h1 != NULL)
+        t = title_from(mt.h1, NULL);
+    free(out->title);
+    out->title = t != NULL ? t : xstrdup("");
+    free(out->author);
+    if (mt.author != NULL)
+        out->author = meta_value(NULL, mt.author, EXTRACT_META_MAX);
+    else if (mt.author_el != NULL)
+        out->author = meta_value(mt.author_el, NULL, EXTRACT_META_MAX);
+    else
+        out->author = xstrdup("");
+    /* A byline element says "By Jane Doe"; the name is what is wanted. */
+    static const char *const by[] = {"By ", "by ", "Von ", "von ", "Par ", "Por ", NULL};
+    for (const char *const *b = by; *b != NULL; b++)
+        if (strncmp(out->author, *b, strlen(*b)) == 0) {
+            memmove(out->author, out->author + strlen(*b), strlen(out->author + strlen(*b)) + 1);
+            break;
+        }
+    static const char *const cut[] = {" \xC2\xB7 ", " | ", " - ", ", ", NULL};
+    for (const char *const *c = cut; *c != NULL; c++) {
+        char *p = strstr(out->author, *c);
+        if (p != NULL)
+            *p = '\0';
+    }
+    free(out->date);
+    out->date = mt.date != NULL ? meta_value(NULL, mt.date, EXTRACT_META_MAX) : xstrdup("");
+    free(out->lang);
+    const char *lang = mt.lang != NULL && *mt.lang != '\0' ? mt.lang : mt.locale;
+    out->lang = lang != NULL ? meta_value(NULL, lang, EXTRACT_META_MAX) : xstrdup("");
 }
 
 /* ------------------------------------------------------------------------------------------------------------
@@ -1542,8 +1673,7 @@ int extract_html(const char *html, size_t len, const char *content_type, const c
 
     xmlNode *root = xmlDocGetRootElement(doc);
     if (root != NULL) {
-        free(out->title);
-        out->title = title_find((xmlNode *)doc);
+        meta_find((xmlNode *)doc, out);
 
         free(out->text);
         out->text = extract_main(root, 1, out->title);
