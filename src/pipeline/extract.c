@@ -801,9 +801,11 @@ static int pick_enter(xmlNode *n, void *ctx)
     if (pk->nhinted < SEMANTIC_MAX && content_hint(n))
         pk->hinted[pk->nhinted++] = n;
     if (tag_in(n, TAGS_PARAGRAPH) && inf->inline_ >= 25) {
-        /* Readability's formula: a point per paragraph, one per comma, one per 100 characters (at most 3),
+        /* Readability's formula: a point per paragraph, one per comma (at most 3 here, so that a photo caption
+         * listing twenty names does not outscore the story), one per 100 characters (at most 3),
          * given in full to the parent, half to the grandparent, a third to the great-grandparent. */
-        double s = 1.0 + (double)inf->commas + (inf->inline_ / 100 < 3 ? (double)(inf->inline_ / 100) : 3.0);
+        double s = 1.0 + (inf->commas < 3 ? (double)inf->commas : 3.0) +
+                   (inf->inline_ / 100 < 3 ? (double)(inf->inline_ / 100) : 3.0);
         double div = 1.0;
         for (xmlNode *a = n->parent; a != NULL && div <= 3.0; a = a->parent, div += 1.0) {
             info_t *ai = info_of(pk->m, a);
@@ -1381,7 +1383,8 @@ static char *emit_main(measure_t *m, const choice_t *c)
     static const walk_ops_t ops = {emit_enter, emit_leave};
     if (c->threshold > 0 || c->same_tag) {
         for (xmlNode *s = c->root->parent->children; s != NULL && !e.full; s = s->next) {
-            if (s == c->root || (c->same_tag ? sibling_continues(m, c->root, s) : sibling_take(m, s, c->threshold))) {
+            if (s == c->root || sibling_continues(m, c->root, s) ||
+                (!c->same_tag && sibling_take(m, s, c->threshold))) {
                 e.root = s;
                 walk(s, &ops, &e);
             }
