@@ -378,15 +378,16 @@ static int attr_has(const xmlNode *n, const char *name)
  */
 
 /* Never content, whatever the page: dropped without looking further. */
-static const char *const TAGS_NEVER[] = {"script", "style",    "template", "svg",    "iframe", "button", "select",
-                                         "option", "input",    "textarea", "object", "embed",  "canvas", "video",
-                                         "audio",  "map",      "dialog",   "menu",   "link",   "meta",   "title",
-                                         "label",  "datalist", "math",     NULL};
+static const char *const TAGS_NEVER[] = {
+    "script",   "style",  "template", "svg",    "iframe",   "button", "select", "option", "input",
+    "textarea", "object", "embed",    "canvas", "video",    "audio",  "map",    "dialog", "menu",
+    "link",     "meta",   "title",    "label",  "datalist", "math",   NULL};
 
 /* Not content either, as a rule; but libxml's HTML parser, which predates HTML5, can nest the rest of a page
  * inside a <header> or <nav> it failed to close (and some pages put everything in <noscript> or text in
  * <head>), so they are SOFT: kept when they hold most of the page's text. */
-static const char *const TAGS_SOFT[] = {"head", "nav", "aside", "header", "footer", "noscript", "figcaption", NULL};
+static const char *const TAGS_SOFT[] = {"head",   "nav",      "aside",      "header",
+                                        "footer", "noscript", "figcaption", NULL};
 
 /* Block-level: starts and ends a paragraph in the output. */
 static const char *const TAGS_BLOCK[] = {
@@ -417,26 +418,27 @@ typedef struct st_word_t {
  * "category-native-advertising"), so soft_resolve keeps an element that holds most of the page's text. The
  * rescue flag is off only for comment threads and consent banners, which can be longer than the article. */
 static const word_t BOILER_WORDS[] = {
-    {"ad", 0, 1},          {"ads", 0, 1},          {"advert", 1, 1},       {"sponsor", 1, 1},
-    {"promo", 0, 1},       {"nav", 0, 1},          {"navbar", 1, 1},       {"navigation", 1, 1},
-    {"menu", 1, 1},        {"menubar", 1, 1},      {"dropdown", 1, 1},     {"header", 0, 1},
-    {"masthead", 1, 1},    {"footer", 1, 1},       {"sidebar", 1, 1},      {"widget", 0, 1},
-    {"banner", 0, 1},      {"toolbar", 1, 1},      {"breadcrumb", 1, 1},   {"breadcrumbs", 1, 1},
-    {"comment", 1, 0},     {"comments", 1, 0},     {"disqus", 1, 0},       {"share", 0, 1},
-    {"shares", 0, 1},      {"sharing", 0, 1},      {"sharebar", 1, 1},     {"sharethis", 1, 1},
-    {"addthis", 1, 1},     {"social", 1, 1},       {"cookie", 1, 0},       {"cookies", 1, 0},
-    {"consent", 1, 0},     {"gdpr", 1, 0},         {"newsletter", 1, 1},   {"subscribe", 1, 1},
-    {"signup", 1, 1},      {"related", 1, 1},      {"popup", 1, 1},        {"modal", 1, 1},
-    {"overlay", 1, 1},     {"outbrain", 1, 0},     {"taboola", 1, 0},      {"pagination", 1, 1},
-    {"pager", 0, 1},       {"skip", 0, 1},         {"tooltip", 1, 1},      {"login", 1, 1},
-    {"recommended", 1, 1}, {"trending", 1, 1},     {"byline", 1, 1},       {"dateline", 1, 1},
-    {"credit", 0, 1},      {"credits", 0, 1},      {"gallery", 1, 1},      {"slideshow", 1, 1},
-    {"carousel", 1, 1},    {"teaser", 1, 1},       {"teasers", 1, 1},      {"ticker", 1, 1},
-    {"latest", 0, 1},      {"morestories", 1, 1},  {"readmore", 1, 1},     {"tags", 0, 1},
-    {"tagcloud", 1, 1},    {"postmeta", 1, 1},     {"entrymeta", 1, 1},    {"articlemeta", 1, 1},
-    {"author", 0, 1},      {"authorbox", 1, 1},    {"authorbio", 1, 1},    {"timestamp", 1, 1},
-    {"print", 0, 1},       {"rating", 0, 1},       {"hidden", 0, 1},       {"hide", 0, 1},
-    {"caption", 1, 1},     {"offscreen", 1, 1},   {"sronly", 1, 1},       {"visuallyhidden", 1, 1}, {"screenreader", 1, 1},
+    {"ad", 0, 1},           {"ads", 0, 1},         {"advert", 1, 1},     {"sponsor", 1, 1},
+    {"promo", 0, 1},        {"nav", 0, 1},         {"navbar", 1, 1},     {"navigation", 1, 1},
+    {"menu", 1, 1},         {"menubar", 1, 1},     {"dropdown", 1, 1},   {"header", 0, 1},
+    {"masthead", 1, 1},     {"footer", 1, 1},      {"sidebar", 1, 1},    {"widget", 0, 1},
+    {"banner", 0, 1},       {"toolbar", 1, 1},     {"breadcrumb", 1, 1}, {"breadcrumbs", 1, 1},
+    {"comment", 1, 0},      {"comments", 1, 0},    {"disqus", 1, 0},     {"share", 0, 1},
+    {"shares", 0, 1},       {"sharing", 0, 1},     {"sharebar", 1, 1},   {"sharethis", 1, 1},
+    {"addthis", 1, 1},      {"social", 1, 1},      {"cookie", 1, 0},     {"cookies", 1, 0},
+    {"consent", 1, 0},      {"gdpr", 1, 0},        {"newsletter", 1, 1}, {"subscribe", 1, 1},
+    {"signup", 1, 1},       {"related", 1, 1},     {"popup", 1, 1},      {"modal", 1, 1},
+    {"overlay", 1, 1},      {"outbrain", 1, 0},    {"taboola", 1, 0},    {"pagination", 1, 1},
+    {"pager", 0, 1},        {"skip", 0, 1},        {"tooltip", 1, 1},    {"login", 1, 1},
+    {"recommended", 1, 1},  {"trending", 1, 1},    {"byline", 1, 1},     {"dateline", 1, 1},
+    {"credit", 0, 1},       {"credits", 0, 1},     {"gallery", 1, 1},    {"slideshow", 1, 1},
+    {"carousel", 1, 1},     {"teaser", 1, 1},      {"teasers", 1, 1},    {"ticker", 1, 1},
+    {"latest", 0, 1},       {"morestories", 1, 1}, {"readmore", 1, 1},   {"tags", 0, 1},
+    {"tagcloud", 1, 1},     {"postmeta", 1, 1},    {"entrymeta", 1, 1},  {"articlemeta", 1, 1},
+    {"author", 0, 1},       {"authorbox", 1, 1},   {"authorbio", 1, 1},  {"timestamp", 1, 1},
+    {"print", 0, 1},        {"rating", 0, 1},      {"hidden", 0, 1},     {"hide", 0, 1},
+    {"caption", 1, 1},      {"offscreen", 1, 1},   {"sronly", 1, 1},     {"visuallyhidden", 1, 1},
+    {"screenreader", 1, 1},
 };
 
 /* ARIA roles that are never the main text. */
@@ -472,10 +474,12 @@ static int words_match(const char *s)
             }
         }
         while (s < t) {
-            while (s < t && !((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9')))
+            while (s < t &&
+                   !((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9')))
                 s++;
             size_t n = 0;
-            while (s < t && ((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9'))) {
+            while (s < t &&
+                   ((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9'))) {
                 if (n + 1 < sizeof(tok))
                     tok[n++] = (char)((*s >= 'A' && *s <= 'Z') ? *s + 32 : *s);
                 s++;
@@ -642,15 +646,6 @@ static int measure_enter(xmlNode *n, void *ctx)
         n->_private = (void *)(uintptr_t)m->count;
         inf->boiler = (unsigned char)boiler_classify(n, m->use_words);
         inf->skip = inf->boiler == BOILER_HARD;
-#ifdef EXTRACT_DEBUG
-        if (inf->skip) {
-            xmlChar *c = xmlNodeGetContent(n);
-            if (c && strlen((char *)c) > 100 && !is_tag(n, "script") && !is_tag(n, "style"))
-                fprintf(stderr, "HARD <%s class=%s id=%s> %zu\n", n->name, attr_get(n, "class") ? attr_get(n, "class") : "",
-                        attr_get(n, "id") ? attr_get(n, "id") : "", strlen((char *)c));
-            xmlFree(c);
-        }
-#endif
         inf->block = (unsigned char)tag_in(n, TAGS_BLOCK);
     } else {
         inf = info_of(m, n);
@@ -735,14 +730,43 @@ typedef struct st_pick_t {
 
 /* Class and id words that name the container of an article's body, compared with a token's letters only
  * ("entry-content", "c-article__body" and "postContent" all match); the convention of most CMS themes. */
-static const char *const HINT_WORDS[] = {
-    "entrycontent", "postcontent",  "articlebody",  "articlecontent", "storybody",   "storycontent",
-    "postbody",     "articletext",  "posttext",     "entrybody",      "contentbody", "bodytext",
-    "articleinner", "postentry",    "singlecontent", "blogpost",      "newsbody",    "newscontent",
-    "textcontent",  "maincontent",  "pagecontent",  "contenttext",    "richtext",    "artikeltext",
-    "articlecopy",  "storytext",    "contentarticle", "postarticle",  "entrytext",   "blogcontent",
-    "blogentry",    "itemfulltext", "itembody",     "article_body",   "detailtext",  "contentmain",
-    NULL};
+static const char *const HINT_WORDS[] = {"entrycontent",
+                                         "postcontent",
+                                         "articlebody",
+                                         "articlecontent",
+                                         "storybody",
+                                         "storycontent",
+                                         "postbody",
+                                         "articletext",
+                                         "posttext",
+                                         "entrybody",
+                                         "contentbody",
+                                         "bodytext",
+                                         "articleinner",
+                                         "postentry",
+                                         "singlecontent",
+                                         "blogpost",
+                                         "newsbody",
+                                         "newscontent",
+                                         "textcontent",
+                                         "maincontent",
+                                         "pagecontent",
+                                         "contenttext",
+                                         "richtext",
+                                         "artikeltext",
+                                         "articlecopy",
+                                         "storytext",
+                                         "contentarticle",
+                                         "postarticle",
+                                         "entrytext",
+                                         "blogcontent",
+                                         "blogentry",
+                                         "itemfulltext",
+                                         "itembody",
+                                         "article_body",
+                                         "detailtext",
+                                         "contentmain",
+                                         NULL};
 
 static int hint_match(const char *v)
 {
@@ -767,11 +791,13 @@ static int hint_match(const char *v)
 static int content_hint(const xmlNode *n)
 {
     const char *v;
-    if ((v = attr_get(n, "itemprop")) != NULL && (strcasecmp(v, "articleBody") == 0 || strcasecmp(v, "text") == 0))
+    if ((v = attr_get(n, "itemprop")) != NULL &&
+        (strcasecmp(v, "articleBody") == 0 || strcasecmp(v, "text") == 0))
         return 1;
     if (is_tag(n, "body") || is_tag(n, "html"))
         return 0;
-    return ((v = attr_get(n, "class")) != NULL && hint_match(v)) || ((v = attr_get(n, "id")) != NULL && hint_match(v));
+    return ((v = attr_get(n, "class")) != NULL && hint_match(v)) ||
+           ((v = attr_get(n, "id")) != NULL && hint_match(v));
 }
 
 static int is_semantic_main(const xmlNode *n)
@@ -801,8 +827,8 @@ static int pick_enter(xmlNode *n, void *ctx)
     if (pk->nhinted < SEMANTIC_MAX && content_hint(n))
         pk->hinted[pk->nhinted++] = n;
     if (tag_in(n, TAGS_PARAGRAPH) && inf->inline_ >= 25) {
-        /* Readability's formula: a point per paragraph, one per comma (at most 3 here, so that a photo caption
-         * listing twenty names does not outscore the story), one per 100 characters (at most 3),
+        /* Readability's formula: a point per paragraph, one per comma (at most 3 here, so that a photo
+         * caption listing twenty names does not outscore the story), one per 100 characters (at most 3),
          * given in full to the parent, half to the grandparent, a third to the great-grandparent. */
         double s = 1.0 + (inf->commas < 3 ? (double)inf->commas : 3.0) +
                    (inf->inline_ / 100 < 3 ? (double)(inf->inline_ / 100) : 3.0);
@@ -855,7 +881,7 @@ static xmlNode *container_best(const measure_t *m, xmlNode *const *list, size_t 
 typedef struct st_choice_t {
     xmlNode *root;    /* the main container */
     double threshold; /* > 0: also its siblings that pass sibling_take with this threshold */
-    int same_tag;     /* also its siblings of the same tag that read as prose (an article split in sections) */
+    int same_tag; /* also its siblings of the same tag that read as prose (an article split in sections) */
 } choice_t;
 
 static double final_score(const info_t *inf)
@@ -875,7 +901,8 @@ static int sibling_take(const measure_t *m, const xmlNode *s, double threshold)
 static int sibling_continues(const measure_t *m, const xmlNode *root, const xmlNode *s)
 {
     const info_t *si = info_of(m, s);
-    if (si == NULL || si->skip || s->type != XML_ELEMENT_NODE || strcmp((const char *)s->name, (const char *)root->name) != 0)
+    if (si == NULL || si->skip || s->type != XML_ELEMENT_NODE ||
+        strcmp((const char *)s->name, (const char *)root->name) != 0)
         return 0;
     const char *a = attr_get(root, "class"), *b = attr_get(s, "class");
     if ((a == NULL) != (b == NULL) || (a != NULL && strcmp(a, b) != 0 && !content_hint(s)))
@@ -913,38 +940,9 @@ static void choose(xmlNode *root, measure_t *m, choice_t *out)
     } else if (sem_ok) {
         cand = sem;
     }
-#ifdef EXTRACT_DEBUG
-    if (getenv("NEEDLE")) {
-        for (size_t i = 0; i < m->count; i++) {
-            xmlNode *n = m->info[i].node;
-            for (xmlNode *c = n->children; c; c = c->next)
-                if (c->type == XML_TEXT_NODE && c->content && strstr((char *)c->content, getenv("NEEDLE"))) {
-                    for (xmlNode *a = n; a && a->type == XML_ELEMENT_NODE; a = a->parent) {
-                        info_t *ai = info_of(m, a);
-                        fprintf(stderr, "  <%s class=%s id=%s> boiler %d skip %d text %zu link %zu\n", a->name,
-                                attr_get(a, "class") ? attr_get(a, "class") : "", attr_get(a, "id") ? attr_get(a, "id") : "",
-                                ai ? ai->boiler : -1, ai ? ai->skip : -1, ai ? ai->text : 0, ai ? ai->link : 0);
-                    }
-                    i = m->count;
-                    break;
-                }
-        }
-    }
-    fprintf(stderr, "elements %zu root %s\n", m->count, root->name);
-    for (xmlNode *c = root->children; c; c = c->next)
-        if (c->type == XML_ELEMENT_NODE)
-            for (xmlNode *g = c->children; g; g = g->next)
-                fprintf(stderr, "    grandchild type %d %s info %d\n", g->type, g->name, info_of(m, g) ? info_of(m, g)->boiler : -1);
-    for (xmlNode *c = root->children; c; c = c->next)
-        if (c->type == XML_ELEMENT_NODE)
-            fprintf(stderr, "  child %s skip %d text %zu\n", c->name, info_of(m, c) ? info_of(m, c)->skip : -1,
-                    info_of(m, c) ? info_of(m, c)->text : 0);
-    fprintf(stderr, "total %zu sem %s %zu hint %s %zu\n", total_useful, sem ? (const char *)sem->name : "-", su,
-            hint ? (const char *)hint->name : "-", hu);
-#endif
     if (cand != NULL) {
-        for (xmlNode *p = cand->parent; p != NULL && p->type == XML_ELEMENT_NODE && !is_tag(p, "body") &&
-                                        !is_tag(p, "html");
+        for (xmlNode *p = cand->parent;
+             p != NULL && p->type == XML_ELEMENT_NODE && !is_tag(p, "body") && !is_tag(p, "html");
              p = p->parent) {
             const info_t *ci = info_of(m, cand), *pi = info_of(m, p);
             if (pi == NULL || ci == NULL || useful_text(ci) * 3 >= total_useful || link_density(pi) >= 0.3)
@@ -967,17 +965,13 @@ static void choose(xmlNode *root, measure_t *m, choice_t *out)
         if (s > best_score)
             best_score = s, best = inf->node;
     }
-#ifdef EXTRACT_DEBUG
-    if (best != NULL)
-        fprintf(stderr, "scored %s class=%s id=%s score %.1f useful %zu\n", (const char *)best->name,
-                attr_get(best, "class") ? attr_get(best, "class") : "", attr_get(best, "id") ? attr_get(best, "id") : "",
-                best_score, useful_text(info_of(m, best)));
-#endif
     if (best == NULL)
         return;
     /* The best-scored element can be one box of an article cut into many (a recipe's steps, a company page's
-     * sections): climb while it holds less than half of the page's prose and its parent is not a link list. */
-    for (xmlNode *p = best->parent; p != NULL && p->type == XML_ELEMENT_NODE && !is_tag(p, "body") && !is_tag(p, "html");
+     * sections): climb while it holds less than half of the page's prose and its parent is not a link list.
+     */
+    for (xmlNode *p = best->parent;
+         p != NULL && p->type == XML_ELEMENT_NODE && !is_tag(p, "body") && !is_tag(p, "html");
          p = p->parent) {
         const info_t *bi = info_of(m, best), *pi = info_of(m, p);
         if (pi == NULL || bi == NULL || useful_text(bi) * 2 >= total_useful || link_density(pi) >= 0.35)
@@ -1245,8 +1239,8 @@ static int is_date_line(const char *s, size_t n)
         if (lead && trail && ((s[i] == '1' && s[i + 1] == '9') || (s[i] == '2' && s[i + 1] == '0')) &&
             s[i + 2] >= '0' && s[i + 2] <= '9' && s[i + 3] >= '0' && s[i + 3] <= '9')
             return 1;
-        if (s[i] >= '0' && s[i] <= '9' && s[i + 1] == ':' && s[i + 2] >= '0' && s[i + 2] <= '5' && s[i + 3] >= '0' &&
-            s[i + 3] <= '9')
+        if (s[i] >= '0' && s[i] <= '9' && s[i + 1] == ':' && s[i + 2] >= '0' && s[i + 2] <= '5' &&
+            s[i + 3] >= '0' && s[i + 3] <= '9')
             return 1;
     }
     return 0;
@@ -1282,11 +1276,36 @@ static int is_counter_line(const char *s, size_t n)
 /* Bylines and credits: "By Jane Doe", "Foto: dpa", "Credit: Getty Images". */
 static int is_byline(const char *s, size_t n)
 {
-    static const char *const prefixes[] = {"by ",     "von ",    "par ",    "por ",     "autor:",  "author:",
-                                           "text:",   "foto:",   "fotos:",  "photo:",   "photos:", "bild:",
-                                           "credit:", "credits:", "image:", "bildquelle:", "©",    "(c) ",
-                                           "posted by ", "written by ", "geschrieben von ", "quelle: foto", "bild via", "foto via",
-                                           "photo via", "image via", "fotocredit", "bildnachweis", "source: getty", NULL};
+    static const char *const prefixes[] = {"by ",
+                                           "von ",
+                                           "par ",
+                                           "por ",
+                                           "autor:",
+                                           "author:",
+                                           "text:",
+                                           "foto:",
+                                           "fotos:",
+                                           "photo:",
+                                           "photos:",
+                                           "bild:",
+                                           "credit:",
+                                           "credits:",
+                                           "image:",
+                                           "bildquelle:",
+                                           "©",
+                                           "(c) ",
+                                           "posted by ",
+                                           "written by ",
+                                           "geschrieben von ",
+                                           "quelle: foto",
+                                           "bild via",
+                                           "foto via",
+                                           "photo via",
+                                           "image via",
+                                           "fotocredit",
+                                           "bildnachweis",
+                                           "source: getty",
+                                           NULL};
     if (n > 80)
         return 0;
     for (const char *const *p = prefixes; *p != NULL; p++)
@@ -1296,16 +1315,50 @@ static int is_byline(const char *s, size_t n)
 }
 
 /* Short headings after which an article has ended: what follows are teasers, the author box or comments. */
-static const char *const TAIL_MARKERS[] = {
-    "mehr zum thema", "weiterführende informationen", "ähnliche beiträge", "ähnliche artikel", "à lire aussi",
-    "lire aussi", "über den autor", "über die autorin", "related posts", "related articles", "related stories",
-    "related content", "you may also like", "you might also like", "more stories", "more from", "weitere artikel",
-    "das könnte sie auch interessieren", "das könnte dich auch interessieren", "auch interessant",
-    "leave a reply", "leave a comment", "schreibe einen kommentar", "hinterlasse einen kommentar",
-    "about the author", "empfohlene artikel", "latest stories", "latest news", "top stories", "most popular",
-    "meistgelesen", "neueste beiträge", "aktuelle beiträge", "recent posts", "artikel teilen", "share this",
-    "diesen artikel teilen", "kommentare", "comments", "weitere meldungen", "weitere nachrichten",
-    "zurück zur übersicht", "zurück zur listenansicht", NULL};
+static const char *const TAIL_MARKERS[] = {"mehr zum thema",
+                                           "weiterführende informationen",
+                                           "ähnliche beiträge",
+                                           "ähnliche artikel",
+                                           "à lire aussi",
+                                           "lire aussi",
+                                           "über den autor",
+                                           "über die autorin",
+                                           "related posts",
+                                           "related articles",
+                                           "related stories",
+                                           "related content",
+                                           "you may also like",
+                                           "you might also like",
+                                           "more stories",
+                                           "more from",
+                                           "weitere artikel",
+                                           "das könnte sie auch interessieren",
+                                           "das könnte dich auch interessieren",
+                                           "auch interessant",
+                                           "leave a reply",
+                                           "leave a comment",
+                                           "schreibe einen kommentar",
+                                           "hinterlasse einen kommentar",
+                                           "about the author",
+                                           "empfohlene artikel",
+                                           "latest stories",
+                                           "latest news",
+                                           "top stories",
+                                           "most popular",
+                                           "meistgelesen",
+                                           "neueste beiträge",
+                                           "aktuelle beiträge",
+                                           "recent posts",
+                                           "artikel teilen",
+                                           "share this",
+                                           "diesen artikel teilen",
+                                           "kommentare",
+                                           "comments",
+                                           "weitere meldungen",
+                                           "weitere nachrichten",
+                                           "zurück zur übersicht",
+                                           "zurück zur listenansicht",
+                                           NULL};
 
 static int is_tail_marker(const char *s, size_t n)
 {
@@ -1314,7 +1367,8 @@ static int is_tail_marker(const char *s, size_t n)
     for (const char *const *m = TAIL_MARKERS; *m != NULL; m++) {
         size_t k = strlen(*m);
         /* Only ASCII letters fold case; the markers' other letters are written as pages write them. */
-        if (n >= k && n <= k + 12 && strncasecmp(s, *m, k) == 0 && (n == k || s[k] == ' ' || s[k] == '(' || s[k] == ':'))
+        if (n >= k && n <= k + 12 && strncasecmp(s, *m, k) == 0 &&
+            (n == k || s[k] == ' ' || s[k] == '(' || s[k] == ':'))
             return 1;
     }
     return 0;
@@ -1325,10 +1379,6 @@ static int is_tail_marker(const char *s, size_t n)
  * twice, a credit under every photo). */
 static char *text_filter(char *text, const char *title)
 {
-#ifdef EXTRACT_NO_FILTER
-    (void)title;
-    return text;
-#endif
     buf_t out = BUF_INIT;
     size_t seen_cap = 64, nseen = 0;
     uint64_t *seen = xmalloc(seen_cap * sizeof(*seen));
@@ -1343,11 +1393,12 @@ static char *text_filter(char *text, const char *title)
         if (bn < n && bn > 0 && *b == ' ')
             b++, bn--;
         int drop = 0;
-        if (out.len >= 300 && is_tail_marker(b, bn))
+        if (out.len >= 150 && is_tail_marker(b, bn))
             break;
         if (index < 4 && *title != '\0' && bn == strlen(title) && strncasecmp(b, title, bn) == 0)
             drop = 1;
-        else if (bn == n && !(n > 2 && p[0] == '-' && p[1] == ' ') && memmem(b, bn, " | ", 3) == NULL && (is_date_line(b, bn) || is_counter_line(b, bn)))
+        else if (bn == n && !(n > 2 && p[0] == '-' && p[1] == ' ') && memmem(b, bn, " | ", 3) == NULL &&
+                 (is_date_line(b, bn) || is_counter_line(b, bn)))
             drop = 1; /* not for headings, list items and table rows: those are structure, not datelines */
         else if (is_byline(b, bn))
             drop = 1;
@@ -1465,7 +1516,8 @@ static int meta_enter(xmlNode *n, void *ctx)
             key = attr_get(n, "itemprop");
         const char *content = attr_get(n, "content");
         const char *equiv = attr_get(n, "http-equiv");
-        if (equiv != NULL && content != NULL && strcasecmp(equiv, "content-language") == 0 && mt->lang == NULL)
+        if (equiv != NULL && content != NULL && strcasecmp(equiv, "content-language") == 0 &&
+            mt->lang == NULL)
             mt->lang = content;
         if (key == NULL || content == NULL || *content == '\0')
             return 0;
@@ -1473,7 +1525,8 @@ static int meta_enter(xmlNode *n, void *ctx)
             mt->og_title = content;
         else if (strcasecmp(key, "twitter:title") == 0 && mt->tw_title == NULL)
             mt->tw_title = content;
-        else if ((strcasecmp(key, "og:site_name") == 0 || strcasecmp(key, "application-name") == 0) && mt->site == NULL)
+        else if ((strcasecmp(key, "og:site_name") == 0 || strcasecmp(key, "application-name") == 0) &&
+                 mt->site == NULL)
             mt->site = content;
         else if ((strcasecmp(key, "author") == 0 || strcasecmp(key, "article:author") == 0 ||
                   strcasecmp(key, "dc.creator") == 0 || strcasecmp(key, "parsely-author") == 0) &&
@@ -1503,7 +1556,8 @@ static int meta_enter(xmlNode *n, void *ctx)
         mt->date = v, mt->date_rank = 1;
     if (mt->author_rank < 2) {
         const char *rel = attr_get(n, "rel"), *ip = attr_get(n, "itemprop");
-        if ((rel != NULL && strcasecmp(rel, "author") == 0) || (ip != NULL && strcasecmp(ip, "author") == 0)) {
+        if ((rel != NULL && strcasecmp(rel, "author") == 0) ||
+            (ip != NULL && strcasecmp(ip, "author") == 0)) {
             mt->author_el = n, mt->author_rank = 2;
             return 0;
         }
@@ -1528,8 +1582,8 @@ static char *meta_value(xmlNode *n, const char *attr_value, size_t max)
 }
 
 /* Separators between a page's title and its site's name: "Title | Site", "Site - Title". */
-static const char *const TITLE_SEPS[] = {" | ", " - ", " \xE2\x80\x93 ", " \xE2\x80\x94 ", " :: ", " \xC2\xB7 ",
-                                         " \xC2\xBB ", " // ", NULL};
+static const char *const TITLE_SEPS[] = {
+    " | ", " - ", " \xE2\x80\x93 ", " \xE2\x80\x94 ", " :: ", " \xC2\xB7 ", " \xC2\xBB ", " // ", NULL};
 
 /* Cuts the site's name off a <title>: the side that is the site name when it is known, otherwise the part
  * after the last separator (the usual order); the removed part becomes the site name when none is known. A
@@ -1544,7 +1598,8 @@ static void title_strip(char *title, char **site)
         if (last == NULL)
             continue;
         char *first = strstr(title, *sep);
-        if (**site != '\0' && strncasecmp(title, *site, strlen(*site)) == 0 && first == title + strlen(*site)) {
+        if (**site != '\0' && strncasecmp(title, *site, strlen(*site)) == 0 &&
+            first == title + strlen(*site)) {
             memmove(title, first + sl, strlen(first + sl) + 1); /* "Site | Title" */
             return;
         }

@@ -73,11 +73,11 @@ static int result_sane(const extract_result_t *r)
     return r->title != NULL && r->text != NULL && strlen(r->text) == r->text_len &&
            r->text_len <= EXTRACT_TEXT_MAX && strlen(r->title) <= EXTRACT_TITLE_MAX &&
            utf8_valid(r->title, strlen(r->title)) && utf8_valid(r->text, r->text_len) && r->author != NULL &&
-           r->date != NULL && r->site_name != NULL && r->lang != NULL && strlen(r->author) <= EXTRACT_META_MAX &&
-           strlen(r->date) <= EXTRACT_META_MAX && strlen(r->site_name) <= EXTRACT_META_MAX &&
-           strlen(r->lang) <= EXTRACT_META_MAX && utf8_valid(r->author, strlen(r->author)) &&
-           utf8_valid(r->date, strlen(r->date)) && utf8_valid(r->site_name, strlen(r->site_name)) &&
-           utf8_valid(r->lang, strlen(r->lang));
+           r->date != NULL && r->site_name != NULL && r->lang != NULL &&
+           strlen(r->author) <= EXTRACT_META_MAX && strlen(r->date) <= EXTRACT_META_MAX &&
+           strlen(r->site_name) <= EXTRACT_META_MAX && strlen(r->lang) <= EXTRACT_META_MAX &&
+           utf8_valid(r->author, strlen(r->author)) && utf8_valid(r->date, strlen(r->date)) &&
+           utf8_valid(r->site_name, strlen(r->site_name)) && utf8_valid(r->lang, strlen(r->lang));
 }
 
 static char *unescape(const char *s)
@@ -425,7 +425,8 @@ static void test_caps(void)
     buf_puts(&b, "<html><body><article>");
     /* Numbered, so that no paragraph repeats another (repeats are dropped as duplicated captions). */
     for (unsigned i = 0; b.len < 3 * 1024 * 1024; i++)
-        buf_printf(&b, "<p>\xE2\x82\xAC\xE2\x82\xAC words words words %u, \xE2\x82\xAC more words here.</p>\n", i);
+        buf_printf(
+            &b, "<p>\xE2\x82\xAC\xE2\x82\xAC words words words %u, \xE2\x82\xAC more words here.</p>\n", i);
     buf_puts(&b, "</article></body></html>");
     extract_result_t r;
     extract_html(b.data, b.len, NULL, NULL, &r);
