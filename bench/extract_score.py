@@ -51,7 +51,7 @@ def bench_traf(root, binary, repeat, verbose):
     tests = os.path.join(root, "tests") if os.path.isdir(os.path.join(root, "tests")) else root
     data, src = load_traf(tests)
     tp = fp = fn = tn = 0
-    times, empty, missing = [], [], 0
+    times, cpu, empty, missing = [], [], [], 0
     per_page = []
     for url in sorted(data):
         item = data[url]
@@ -66,6 +66,7 @@ def bench_traf(root, binary, repeat, verbose):
             continue
         r = run(binary, path, repeat)
         times.append(r["timings_ms"]["extract"])
+        cpu.append(r["timings_ms"].get("extract_cpu", r["timings_ms"]["extract"]))
         text = norm(r["text"])
         if not text:
             empty.append(item["file"])
@@ -88,6 +89,7 @@ def bench_traf(root, binary, repeat, verbose):
     print(f"  precision {prec:.3f}  recall {rec:.3f}  accuracy {acc:.3f}  F1 {f1:.3f}")
     print(f"  ms/page median {statistics.median(times):.2f}  mean {statistics.mean(times):.2f}  "
           f"max {max(times):.2f}  empty pages {len(empty)}")
+    print(f"  CPU ms/page median {statistics.median(cpu):.2f}  mean {statistics.mean(cpu):.2f}  max {max(cpu):.2f}")
     return f1
 
 
@@ -144,13 +146,14 @@ def prf(common, ng, nw):
 def bench_rdb(root, binary, repeat, verbose):
     pages = os.path.join(root, "test", "test-pages") if os.path.isdir(os.path.join(root, "test")) else root
     names = sorted(d for d in os.listdir(pages) if os.path.isfile(os.path.join(pages, d, "expected.html")))
-    times, empty = [], []
+    times, cpu, empty = [], [], []
     wsum, ssum = [0, 0, 0], [0, 0, 0]
     wf, sf, wp, wr = [], [], [], []
     rows = []
     for name in names:
         r = run(binary, os.path.join(pages, name, "source.html"), repeat)
         times.append(r["timings_ms"]["extract"])
+        cpu.append(r["timings_ms"].get("extract_cpu", r["timings_ms"]["extract"]))
         with open(os.path.join(pages, name, "expected.html"), encoding="utf-8", errors="replace") as f:
             want = words(html_text(f.read()))
         got = words(r["text"])
@@ -177,6 +180,7 @@ def bench_rdb(root, binary, repeat, verbose):
     print(f"  shingles: mean F1 {statistics.mean(sf):.3f}   micro F1 {prf(*ssum)[2]:.3f}")
     print(f"  ms/page median {statistics.median(times):.2f}  mean {statistics.mean(times):.2f}  "
           f"max {max(times):.2f}  empty pages {len(empty)} {' '.join(empty)}")
+    print(f"  CPU ms/page median {statistics.median(cpu):.2f}  mean {statistics.mean(cpu):.2f}  max {max(cpu):.2f}")
     return statistics.mean(wf)
 
 

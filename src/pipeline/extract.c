@@ -1609,7 +1609,7 @@ static void title_strip(char *title, char **site)
             return;
         if (**site == '\0') {
             free(*site);
-            *site = xstrdup(tail);
+            *site = meta_value(NULL, tail, EXTRACT_META_MAX); /* a title's tail can be 500 bytes long */
         }
         *last = '\0';
         return;

@@ -10,11 +10,16 @@
 #include <string.h>
 #include <time.h>
 
-static double now_ms(void)
+static double clock_ms(clockid_t id)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(id, &ts);
     return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
+}
+
+static double now_ms(void)
+{
+    return clock_ms(CLOCK_MONOTONIC);
 }
 
 /* Reads at most EXTRACT_INPUT_MAX bytes (what the extractor looks at); returns -1 with errno set. */
@@ -86,15 +91,17 @@ int extract_cli(int argc, char **argv)
      * for libxml's one-time initialisation and cold caches, which a long-running server does not. */
     extract_result_t r;
     int xrc = 0;
-    double best = 0;
+    double best = 0, best_cpu = 0;
     for (long k = 0; k < repeat; k++) {
-        double a = now_ms();
+        double a = now_ms(), ac = clock_ms(CLOCK_PROCESS_CPUTIME_ID);
         if (k > 0)
             extract_result_free(&r);
         xrc = extract_html(in.data ? in.data : "", in.len, content_type, url, &r);
-        double d = now_ms() - a;
+        double d = now_ms() - a, dc = clock_ms(CLOCK_PROCESS_CPUTIME_ID) - ac;
         if (k == 0 || d < best)
             best = d;
+        if (k == 0 || dc < best_cpu)
+            best_cpu = dc;
     }
 
     buf_t out = BUF_INIT;
@@ -125,6 +132,8 @@ int extract_cli(int argc, char **argv)
     jw_double(&w, t1 - t0);
     jw_key(&w, "extract");
     jw_double(&w, best);
+    jw_key(&w, "extract_cpu"); /* CPU time of the process: what a loaded machine's wall clock hides */
+    jw_double(&w, best_cpu);
     jw_object_end(&w);
     jw_object_end(&w);
     buf_putc(&out, '\n');

@@ -436,6 +436,18 @@ static void test_caps(void)
     extract_result_free(&r);
     buf_free(&b);
 
+    /* A site name taken from a long title's tail is capped at EXTRACT_META_MAX (found by the fuzzer). */
+    buf_puts(&b, "<title>Short title | ");
+    for (int i = 0; i < 120; i++)
+        buf_puts(&b, "\xC3\xA9t\xC3\xA9 ");
+    buf_puts(&b, "</title><p>Body text of the page.</p>");
+    extract_html(b.data, b.len, NULL, NULL, &r);
+    TAP_OK(result_sane(&r) && strlen(r.site_name) > EXTRACT_META_MAX - 8, "long site name capped (%zu bytes)",
+           strlen(r.site_name));
+    TAP_IS_STR(r.title, "Short title", "...and cut off the title");
+    extract_result_free(&r);
+    buf_free(&b);
+
     /* A huge title is capped too. */
     buf_puts(&b, "<title>");
     for (int i = 0; i < 2000; i++)
