@@ -446,8 +446,60 @@ static const char *const ROLES_BOILER[] = {"navigation", "banner",  "contentinfo
                                            "menu",       "menubar", "dialog",      "alertdialog",   "tooltip",
                                            "toolbar",    "tablist", NULL};
 
-/* How a token list matched: 0 no, 1 yes but rescuable, 2 yes and never rescued. */
+/* Class strings repeat across a page (and across pages of one site), and matching one against every word is
+ * the costliest step of classification, so results are remembered per thread by the string itself (the
+ * result depends on nothing else, so an entry is never stale). */
+#define MEMO_SLOTS 1024
+#define MEMO_KEY_MAX 80
+
+typedef struct st_memo_t {
+    char key[MEMO_KEY_MAX];
+    signed char result[2]; /* per kind; -1 while unknown */
+} memo_t;
+
+static __thread memo_t memo[MEMO_SLOTS];
+
+static signed char *memo_slot(const char *v, int kind)
+{
+    size_t n = strlen(v);
+    if (n == 0 || n >= MEMO_KEY_MAX)
+        return NULL;
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)v[i]) * 16777619u;
+    memo_t *e = &memo[h % MEMO_SLOTS];
+    if (strcmp(e->key, v) != 0) {
+        memcpy(e->key, v, n + 1);
+        e->result[0] = e->result[1] = -1;
+    }
+    return &e->result[kind];
+}
+
+static int words_match_uncached(const char *s);
+static int hint_match_uncached(const char *v);
+
 static int words_match(const char *s)
+{
+    signed char *slot = memo_slot(s, 0);
+    if (slot == NULL)
+        return words_match_uncached(s);
+    if (*slot < 0)
+        *slot = (signed char)words_match_uncached(s);
+    return *slot;
+}
+
+static int hint_match(const char *v)
+{
+    signed char *slot = memo_slot(v, 1);
+    if (slot == NULL)
+        return hint_match_uncached(v);
+    if (*slot < 0)
+        *slot = (signed char)hint_match_uncached(v);
+    return *slot;
+}
+
+/* How a token list matched: 0 no, 1 yes but rescuable, 2 yes and never rescued. */
+static int words_match_uncached(const char *s)
 {
     int result = 0;
     char tok[64], whole[96];
@@ -768,7 +820,7 @@ static const char *const HINT_WORDS[] = {"entrycontent",
                                          "contentmain",
                                          NULL};
 
-static int hint_match(const char *v)
+static int hint_match_uncached(const char *v)
 {
     while (*v != '\0') {
         while (*v == ' ' || *v == '\t' || *v == '\n' || *v == '\r')
