@@ -345,8 +345,9 @@ static int tag_in(const xmlNode *n, const char *const *names)
 {
     if (n->type != XML_ELEMENT_NODE || n->name == NULL)
         return 0;
-    for (; *names != NULL; names++)
-        if (strcmp((const char *)n->name, *names) == 0)
+    const char *name = (const char *)n->name;
+    for (; *names != NULL; names++) /* the first letter first: most names differ there */
+        if (name[0] == (*names)[0] && strcmp(name, *names) == 0)
             return 1;
     return 0;
 }
@@ -356,7 +357,8 @@ static int tag_in(const xmlNode *n, const char *const *names)
 static const char *attr_get(const xmlNode *n, const char *name)
 {
     for (const xmlAttr *a = n->properties; a != NULL; a = a->next) {
-        if (a->name == NULL || strcasecmp((const char *)a->name, name) != 0)
+        if (a->name == NULL || (a->name[0] | 0x20) != (name[0] | 0x20) ||
+            strcasecmp((const char *)a->name, name) != 0)
             continue;
         if (a->children == NULL)
             return "";
