@@ -18,6 +18,7 @@ BUILD_PKGS=(
 	build-essential pkg-config meson ninja-build
 	libuv1-dev libh2o-dev libpq-dev libcurl4-openssl-dev libyajl-dev libssl-dev
 	libxml2-dev libmd4c-dev libmd4c-html0-dev libcrypt-dev
+	clang
 )
 RUN_PKGS=(postgresql-15 postgresql-client-15 python3 curl procps util-linux ca-certificates)
 # bench/compare.sh runs the seed stack (FastAPI, uvicorn with uvloop + httptools, asyncpg) from Debian packages;

@@ -198,6 +198,21 @@ else
 	unset ASAN_OPTIONS UBSAN_OPTIONS
 fi
 
+# A short libFuzzer run of the extractor (clang, ASan + UBSan, no network): a crash, leak or broken invariant
+# fails it. Skipped when a subset of tests was asked for. INKLOOP_TEST_FUZZ_SECS sets its length (default 30).
+if [ "${#EXTRA_TEST_ARGS[@]}" -eq 0 ]; then
+	say "== fuzz: extract_html for ${INKLOOP_TEST_FUZZ_SECS:-30} s (scripts/fuzz.sh)"
+	if "$ROOT/scripts/fuzz.sh" -t "${INKLOOP_TEST_FUZZ_SECS:-30}" -w "$ROOT/build-fuzz" >"$TMP/fuzz.log" 2>&1; then
+		say "fuzz: $(grep -o 'Done [0-9]* runs in [0-9]* second(s)' "$TMP/fuzz.log" | tail -1), no crash, no leak"
+		total_pass=$((total_pass + 1))
+	else
+		tail -n 40 "$TMP/fuzz.log" >&2
+		say "fuzz: failed (inputs that broke it are in build-fuzz/crash-* or leak-*)"
+		total_fail=$((total_fail + 1))
+		failed_builds+=("fuzz")
+	fi
+fi
+
 if [ "${#EXTRA_TEST_ARGS[@]}" -gt 0 ]; then
 	say "meson test arguments given: skipping the container test (scripts/test.sh container runs it alone)"
 elif [ "${INKLOOP_TEST_SKIP_CONTAINER:-}" = 1 ]; then

@@ -12,6 +12,7 @@
 #include "jobs/bench_noop.h"
 #include "jobs/queue.h"
 #include "net/net.h"
+#include "pipeline/extract.h"
 #include "pipeline/generate.h"
 #include "pipeline/llm.h"
 #include "pipeline/search.h"
@@ -38,11 +39,12 @@ typedef struct st_process_t {
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: inkloop [serve|migrate|version|sql NAME...]\n"
+            "usage: inkloop [serve|migrate|version|sql NAME...|extract [FILE|-]]\n"
             "  serve    apply pending migrations, then serve HTTP and run the background work (default)\n"
             "  migrate  apply pending migrations and exit\n"
             "  version  print the version and exit\n"
             "  sql      print the SQL of the named prepared statements, one per line, without connecting\n"
+            "  extract  extract the title, metadata and main text of an HTML page (FILE or stdin) as JSON\n"
             "Configuration comes from the environment; see README.md.\n");
 }
 
@@ -371,6 +373,8 @@ int main(int argc, char **argv)
         }
         return print_sql(argc, argv);
     }
+    if (strcmp(cmd, "extract") == 0)
+        return extract_cli(argc - 1, argv + 1);
     if (argc > 2 || (strcmp(cmd, "serve") != 0 && strcmp(cmd, "migrate") != 0 &&
                      strcmp(cmd, "version") != 0 && strcmp(cmd, "--version") != 0)) {
         if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
