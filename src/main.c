@@ -33,8 +33,19 @@ typedef struct st_process_t {
     uv_loop_t loop;
     uv_signal_t sigterm;
     uv_signal_t sigint;
+    uv_timer_t log_timer; /* writes the summaries of rate-limited warnings once their period is over */
     int exit_code;
 } process_t;
+
+/* How often the summary lines of suppressed warnings are written when nothing else is logged (the log's own
+ * rate-limit period), so an outage's count shows while it lasts, not only at the next line. */
+#define LOG_SUMMARY_INTERVAL_MS 10000
+
+static void on_log_timer(uv_timer_t *t)
+{
+    (void)t;
+    log_flush_suppressed();
+}
 
 static void usage(FILE *out)
 {
@@ -232,6 +243,7 @@ static void stop_advance(process_t *p)
             sigaddset(&set, SIGTERM);
             sigaddset(&set, SIGINT);
             pthread_sigmask(SIG_BLOCK, &set, NULL);
+            uv_close((uv_handle_t *)&p->log_timer, NULL); /* closed before sigint, whose callback moves on */
             uv_close((uv_handle_t *)&p->sigterm, on_signal_closed);
             uv_close((uv_handle_t *)&p->sigint, on_signal_closed);
             /* The block covers this thread only; a late signal delivered to a thread-pool thread is ignored.
@@ -344,6 +356,13 @@ static int serve(process_t *p)
         log_error("starting", "uv_signal_start: %s", uv_strerror(r));
         return 1;
     }
+    if ((r = uv_timer_init(&p->loop, &p->log_timer)) != 0 ||
+        (r = uv_timer_start(&p->log_timer, on_log_timer, LOG_SUMMARY_INTERVAL_MS, LOG_SUMMARY_INTERVAL_MS)) !=
+            0) {
+        log_error("starting", "log summary timer: %s", uv_strerror(r));
+        return 1;
+    }
+    uv_unref((uv_handle_t *)&p->log_timer);
     log_info("starting", "inkloop %s serving on http://%s:%d (roles:%s%s%s, %d database connections)",
              INKLOOP_VERSION, p->cfg.host, p->cfg.port, (p->cfg.roles & ROLE_API) ? " api" : "",
              (p->cfg.roles & ROLE_WORKER) ? " worker" : "",
