@@ -4,12 +4,13 @@
 #include "http/credits.h"
 #include "http/handlers.h"
 #include "http/articles.h"
-#include "http/events.h"
+#include "http/sse.h"
 #include "http/idempotency.h"
 #include "http/integrations.h"
 #include "http/ops.h"
 #include "http/router.h"
 #include "db/timezones.h"
+#include "events/events.h"
 #include "http/titles.h"
 
 const http_route_t http_routes[] = {
@@ -66,7 +67,7 @@ const http_route_t http_routes[] = {
     {"POST", "/articles/{article_id}/retry", articles_retry, ROUTE_USER},
     {"POST", "/articles/{article_id}/deliver", articles_deliver, ROUTE_USER},
     {"GET", "/articles/{article_id}/deliveries", articles_deliveries, ROUTE_USER},
-    {"GET", "/articles/{article_id}/events", events_get, ROUTE_USER},
+    {"GET", "/articles/{article_id}/events", sse_article_events, ROUTE_USER},
     {"GET", "/campaigns/{campaign_id}/articles", articles_of_campaign, ROUTE_USER},
     {"POST", "/internal/article-complete", articles_internal_complete, ROUTE_INTERNAL},
 
