@@ -6,7 +6,6 @@
 #include "core/log.h"
 #include "queries.h"
 
-#include <assert.h>
 #include <h2o/linklist.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -105,15 +104,4 @@ void db_timezones_when_ready(db_pool_t *db, db_timezones_ready_cb cb, void *data
         tz.loading = 0;
         wake_waiters(&busy);
     }
-}
-
-void db_timezones_reset(void)
-{
-    assert(!tz.loading && h2o_linklist_is_empty(&tz.waiters));
-    for (size_t i = 0; i < tz.count; i++)
-        free(tz.names[i]);
-    free(tz.names);
-    tz.names = NULL;
-    tz.count = 0;
-    tz.ready = 0;
 }

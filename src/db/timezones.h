@@ -21,8 +21,5 @@ void db_timezones_when_ready(db_pool_t *db, db_timezones_ready_cb cb, void *data
 int db_timezones_loaded(void);
 /** 1 when name is one of the loaded names (exact case), 0 otherwise or before the names are loaded. */
 int db_timezones_valid(const char *name);
-/** Frees the loaded names and forgets them (tests; the process keeps them until exit). No waiter may be
- * pending. */
-void db_timezones_reset(void);
 
 #endif
