@@ -24,7 +24,7 @@ struct st_app_t {
     llm_t *llm;          /* NULL when LLM_BASE_URL is not set */
     search_t *search;    /* NULL when SEARCH_PROVIDER is not set */
     jobs_runner_t *jobs; /* the job runner; NULL unless this process has the worker role */
-    events_t *events;    /* the article event streams and their LISTEN connection (http/events.h) */
+    events_t *events;    /* the article event hub and its LISTEN connection (events/events.h) */
     sched_t *sched;      /* the campaign scheduler (ticks on a timer only with the scheduler role); NULL once
                             stopping */
     int stopping;        /* set once SIGTERM/SIGINT arrived */

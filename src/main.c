@@ -5,7 +5,7 @@
 #include "db/db.h"
 #include "db/migrate.h"
 #include "http/auth.h"
-#include "http/events.h"
+#include "events/events.h"
 #include "http/handlers.h"
 #include "http/router.h"
 #include "http/server.h"
@@ -339,7 +339,7 @@ static int serve(process_t *p)
         jobs_runner_start(p->app.jobs);
     }
 
-    p->app.events = events_create(&p->loop, &p->app);
+    p->app.events = events_create(&p->loop, p->app.db, p->cfg.database_url);
     p->app.http = http_server_create(&p->loop, &p->app, p->cfg.max_body_bytes);
     http_server_set_routes(p->app.http, http_routes, http_route_count);
     http_server_set_user_auth(p->app.http, auth_user);

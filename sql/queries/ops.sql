@@ -1,5 +1,5 @@
--- Operations (src/http/health.c, src/http/ops.c, src/http/timezones.c): the health check, the queue figures
--- of /metrics and /queue/stats, and the timezone names every process caches.
+-- Operations (src/http/health.c, src/http/ops.c): the health check and the queue figures of /metrics and
+-- /queue/stats.
 
 -- name: health
 -- Jobs due now, running, and waiting for a later run_at; the partial indexes on jobs keep this to the active
@@ -21,7 +21,3 @@ SELECT count(*) FILTER (WHERE state = 'queued' AND run_at <= now()) AS queued,
        count(*) FILTER (WHERE state = 'queued' AND run_at > now()) AS delayed,
        count(*) FILTER (WHERE state = 'failed') AS failed
   FROM jobs WHERE state IN ('queued', 'running', 'failed');
-
--- name: timezones_list
--- Sorted by the server in "C" order so bsearch with strcmp agrees with it whatever the database collation.
-SELECT name FROM pg_timezone_names ORDER BY name COLLATE "C";

@@ -2,27 +2,21 @@
 #ifndef INKLOOP_HTTP_AUTH_H
 #define INKLOOP_HTTP_AUTH_H
 
+#include "accounts/accounts.h"
 #include "core/json.h"
 #include "db/db.h"
 #include "http/server.h"
 
-#include <sys/socket.h>
-
 /** Access tokens live this long (contract: 30 minutes). */
 #define AUTH_ACCESS_TTL_S (30 * 60)
-/** Refresh tokens (the cookie) live this long (contract: Max-Age=604800). */
-#define AUTH_REFRESH_TTL_S 604800
-/** A rotated refresh token still refreshes for this long, so concurrent refreshes with one cookie all
- * succeed. */
-#define AUTH_REFRESH_GRACE_S 60
 
 /** The ROUTE_USER gate: accepts `Authorization: Bearer <jwt>`, `Authorization: Bearer sk_...` or
  * `X-API-Key: sk_...`; sets req->user_id and calls next, or answers 401 with WWW-Authenticate: Bearer. */
 void auth_user(http_req_t *req, http_handler_cb next);
-/** Registers the statements of the gate, /auth and /api-keys. */
+/** Registers the statements of the gate, /auth and /api-keys (the accounts module's). */
 int auth_prepare(db_pool_t *pool);
-/** Writes the contract's user object {id, email, username, credits, plan} from row of res. */
-void auth_write_user(json_writer_t *w, const PGresult *res, int row);
+/** Writes the contract's user object {id, email, username, credits, plan}. */
+void auth_write_user(json_writer_t *w, const accounts_user_t *u);
 
 /** What a request presents as credentials (see auth_credential). */
 typedef enum {
@@ -43,13 +37,6 @@ int auth_cookie_value(const char *header, size_t len, const char *name, const ch
 /** True when e looks like an email address: one @, a local part, a dotted domain, no spaces (ASCII or
  * Unicode), controls or the characters ()<>,; and at most 320 bytes. Pure. */
 int auth_email_ok(const char *e);
-/** The client address as the login throttle counts it: IPv4 (also v4-mapped IPv6) as dotted text, other IPv6
- * addresses by their /64 ("2001:db8:1:2::/64"). Returns 0, or -1 for another family or a too small out.
- * Pure. */
-int auth_addr_text(const struct sockaddr *sa, char *out, size_t cap);
-/** The last entry of an X-Forwarded-For value (the one a trusted proxy appended) as auth_addr_text writes it;
- * -1 when it is not an IPv4 or IPv6 address. Pure. */
-int auth_forwarded_addr(const char *xff, size_t len, char *out, size_t cap);
 /** True when u consists only of [A-Za-z0-9_.-] (the length is checked by the validator). Pure. */
 int auth_username_ok(const char *u);
 

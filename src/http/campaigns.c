@@ -1,7 +1,7 @@
 /* Campaigns: create (credit check, optional integration created on the fly), list, get, patch, pause, resume,
  * cancel.
  *
- * Every request that can carry a timezone waits for the process's set of timezone names (http/timezones.c),
+ * Every request that can carry a timezone waits for the process's set of timezone names (db/timezones.h),
  * so the whole body is validated at once and all problems come back in one 422. Changes run as one batch that
  * first locks the campaign with campaign_lock_for_change (sql/0003_campaigns.sql), which also refuses what
  * the stored row makes invalid (status of a finished campaign, end_date before start_date, someone else's
@@ -20,7 +20,7 @@
 #include "http/credits.h"
 #include "http/idempotency.h"
 #include "http/integrations.h"
-#include "http/timezones.h"
+#include "db/timezones.h"
 #include "queries.h"
 
 #include <stdio.h>
@@ -506,7 +506,7 @@ static void on_timezones(void *data, const db_result_t *failure)
         op_free(op);
         return;
     }
-    campaign_body_parse(&op->v, op->kind == OP_PATCH, timezones_valid, &op->b);
+    campaign_body_parse(&op->v, op->kind == OP_PATCH, db_timezones_valid, &op->b);
     if (v_finish(&op->v) != 0) {
         op_free(op);
         return;
@@ -533,7 +533,7 @@ void campaigns_create(http_req_t *req)
         op_free(op);
         return;
     }
-    timezones_when_ready(req->app, on_timezones, op);
+    db_timezones_when_ready(req->app->db, on_timezones, op);
 }
 
 void campaigns_update(http_req_t *req)
@@ -543,7 +543,7 @@ void campaigns_update(http_req_t *req)
         op_free(op);
         return;
     }
-    timezones_when_ready(req->app, on_timezones, op);
+    db_timezones_when_ready(req->app->db, on_timezones, op);
 }
 
 /* pause, resume and cancel take no body (a POST without one is valid; one sent anyway is ignored). */

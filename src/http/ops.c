@@ -28,7 +28,7 @@ static const char *const job_states[] = {"queued", "running", "done", "failed", 
 int ops_prepare(db_pool_t *pool)
 {
     metrics_process_started();
-    /* health, ops_jobs, ops_queue and timezones_list (sql/queries/ops.sql). */
+    /* health, ops_jobs and ops_queue (sql/queries/ops.sql). */
     return db_pool_prepare_all(pool, queries_ops, queries_ops_count);
 }
 

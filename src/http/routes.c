@@ -4,12 +4,13 @@
 #include "http/credits.h"
 #include "http/handlers.h"
 #include "http/articles.h"
-#include "http/events.h"
+#include "http/sse.h"
 #include "http/idempotency.h"
 #include "http/integrations.h"
 #include "http/ops.h"
 #include "http/router.h"
-#include "http/timezones.h"
+#include "db/timezones.h"
+#include "events/events.h"
 #include "http/titles.h"
 
 const http_route_t http_routes[] = {
@@ -66,7 +67,7 @@ const http_route_t http_routes[] = {
     {"POST", "/articles/{article_id}/retry", articles_retry, ROUTE_USER},
     {"POST", "/articles/{article_id}/deliver", articles_deliver, ROUTE_USER},
     {"GET", "/articles/{article_id}/deliveries", articles_deliveries, ROUTE_USER},
-    {"GET", "/articles/{article_id}/events", events_get, ROUTE_USER},
+    {"GET", "/articles/{article_id}/events", sse_article_events, ROUTE_USER},
     {"GET", "/campaigns/{campaign_id}/articles", articles_of_campaign, ROUTE_USER},
     {"POST", "/internal/article-complete", articles_internal_complete, ROUTE_INTERNAL},
 
@@ -78,7 +79,8 @@ const size_t http_route_count = sizeof(http_routes) / sizeof(http_routes[0]);
 
 int http_prepare_statements(db_pool_t *pool)
 {
-    if (auth_prepare(pool) != 0 || credits_prepare(pool) != 0 || ops_prepare(pool) != 0)
+    if (auth_prepare(pool) != 0 || credits_prepare(pool) != 0 || ops_prepare(pool) != 0 ||
+        db_timezones_prepare(pool) != 0)
         return -1;
     if (integrations_prepare(pool) != 0 || campaigns_prepare(pool) != 0 || idem_prepare(pool) != 0 ||
         articles_prepare(pool) != 0 || titles_prepare(pool) != 0 || events_prepare(pool) != 0)
