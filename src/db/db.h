@@ -98,6 +98,10 @@ void db_query_cancel(db_query_t *q);
  * calls cb. The pool is freed after cb returns. */
 void db_pool_close(db_pool_t *pool, void (*cb)(void *data), void *data);
 
+/** The next value of a caller-held xorshift32 generator, seeded on first use (when *state is 0): the one
+ * source of retry and reconnect jitter, which needs spread, not secrecy. */
+uint32_t db_jitter_next(uint32_t *state);
+
 /* Helpers for reading results. */
 /** The text of a field, NULL when SQL NULL. */
 const char *db_value(const PGresult *res, int row, const char *column);
