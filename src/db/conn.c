@@ -53,12 +53,10 @@ uint32_t db_jitter_next(uint32_t *state)
     return *state = x;
 }
 
-char *pgconn_message(const char *msg)
+void pgconn_one_line(char *s)
 {
-    if (msg == NULL || msg[0] == '\0')
-        return xstrdup("unknown error");
-    char *out = xstrdup(msg), *w = out;
-    for (const char *r = msg; *r != '\0'; r++) {
+    char *w = s;
+    for (const char *r = s; *r != '\0'; r++) {
         if (*r == '\n') {
             while (r[1] == '\t' || r[1] == ' ' || r[1] == '\n')
                 r++;
@@ -67,9 +65,17 @@ char *pgconn_message(const char *msg)
             *w++ = *r;
         }
     }
-    while (w > out && w[-1] == ' ')
+    while (w > s && w[-1] == ' ')
         w--;
     *w = '\0';
+}
+
+char *pgconn_message(const char *msg)
+{
+    if (msg == NULL || msg[0] == '\0')
+        return xstrdup("unknown error");
+    char *out = xstrdup(msg);
+    pgconn_one_line(out);
     return out;
 }
 

@@ -111,6 +111,9 @@ void pgconn_close(pgconn_t *c);
 /** The name of a state, for logs and tests. */
 const char *pgconn_state_name(pgconn_state_t state);
 
+/** Makes s one line in place: libpq's messages end in a newline and may continue on indented lines (a
+ * hint); each newline and the indentation after it become one space, and trailing spaces go. */
+void pgconn_one_line(char *s);
 /** libpq's message as one log line: newlines and the indentation of continuation lines become one space,
  * the trailing newline goes; NULL or "" gives "unknown error". The caller frees it. */
 char *pgconn_message(const char *msg);
