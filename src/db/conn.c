@@ -53,6 +53,21 @@ uint32_t db_jitter_next(uint32_t *state)
     return *state = x;
 }
 
+int db_backoff_ms(int attempt, int min_ms, int max_ms, uint32_t rnd)
+{
+    if (min_ms < 1)
+        min_ms = 1;
+    if (max_ms < min_ms)
+        max_ms = min_ms;
+    int64_t delay = min_ms;
+    for (int i = 0; i < attempt && delay < max_ms; i++)
+        delay *= 2;
+    if (delay > max_ms)
+        delay = max_ms;
+    int64_t half = delay / 2;
+    return (int)(delay - half + (int64_t)(rnd % (uint32_t)(half + 1)));
+}
+
 void pgconn_one_line(char *s)
 {
     char *w = s;
@@ -402,8 +417,8 @@ static void advance(pgconn_t *c)
                 c->hooks->on_lost(c, c->_err, was_ready);
             if (c->state != PGCONN_LOST)
                 return; /* closed by the hook */
-            int delay = backoff_delay_ms(c->attempts++, c->cfg.backoff_min_ms, c->cfg.backoff_max_ms,
-                                         db_jitter_next(&c->_rng));
+            int delay = db_backoff_ms(c->attempts++, c->cfg.backoff_min_ms, c->cfg.backoff_max_ms,
+                                      db_jitter_next(&c->_rng));
             set_state(c, PGCONN_BACKOFF);
             arm_timer(c, (uint64_t)delay);
             return;
