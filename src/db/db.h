@@ -98,6 +98,15 @@ void db_query_cancel(db_query_t *q);
  * calls cb. The pool is freed after cb returns. */
 void db_pool_close(db_pool_t *pool, void (*cb)(void *data), void *data);
 
+/* Retry timing, for reconnects here and for anyone else who retries (one copy in the tree). */
+/** The next value of a caller-held xorshift32 generator, seeded on first use (when *state is 0): the one
+ * source of retry and reconnect jitter, which needs spread, not secrecy. */
+uint32_t db_jitter_next(uint32_t *state);
+/** Delay before retry number `attempt` (0 for the first retry): min_ms doubled per attempt, capped at max_ms,
+ * then "equal jitter": half of it fixed and half drawn from rnd (db_jitter_next), so clients that failed
+ * together spread out but never retry sooner than half the nominal delay. */
+int db_backoff_ms(int attempt, int min_ms, int max_ms, uint32_t rnd);
+
 /* Helpers for reading results. */
 /** The text of a field, NULL when SQL NULL. */
 const char *db_value(const PGresult *res, int row, const char *column);

@@ -3,6 +3,7 @@
 #include "db/migrate.h"
 #include "core/alloc.h"
 #include "core/log.h"
+#include "db/conn.h"
 #include "db/migrate_apply.h"
 
 #include <libpq-fe.h>
@@ -21,10 +22,9 @@ static const char ACTION[] = "applying database migrations";
 static void on_notice(void *arg, const char *message)
 {
     (void)arg;
-    size_t len = strlen(message);
-    while (len > 0 && message[len - 1] == '\n')
-        len--;
-    log_debug(ACTION, "server notice: %.*s", (int)len, message);
+    char *msg = pgconn_message(message);
+    log_debug(ACTION, "server notice: %s", msg);
+    free(msg);
 }
 
 static void set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -36,20 +36,7 @@ static void set_err(char *err, size_t errlen, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(err, errlen, fmt, ap);
     va_end(ap);
-    /* libpq's messages end in a newline and may continue on tab-indented lines; ours are one line. */
-    char *w = err;
-    for (const char *r = err; *r != '\0'; r++) {
-        if (*r == '\n') {
-            while (r[1] == '\t' || r[1] == ' ' || r[1] == '\n')
-                r++;
-            *w++ = ' ';
-        } else {
-            *w++ = *r;
-        }
-    }
-    while (w > err && w[-1] == ' ')
-        w--;
-    *w = '\0';
+    pgconn_one_line(err);
 }
 
 /* The server's own words for a failed result: primary message and SQLSTATE, or libpq's message. */

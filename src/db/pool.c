@@ -1,25 +1,26 @@
 /* The connection pool: N libpq connections in pipeline mode on the libuv loop.
  *
- * Each connection is a small state machine (CONN_STATES below) driven by one function, conn_advance. Batches
- * travel through lists: the pool's wait FIFO, a connection's in-flight FIFO (results pair with batches in
- * send order), and the pool's "doomed" list of batches that failed outside a result read (connection lost,
- * pool down, wait deadline, pool closing), whose callbacks run from a timer. Callers' callbacks therefore run
- * only at the top of a loop callback (a result read, or a timer), never inside db_batch, db_query_cancel or
- * db_pool_close, so a callback may call any of them.
+ * Each connection embeds the connection machine (conn.h), which connects, watches the socket, backs off and
+ * reconnects; the pool adds what a pooled connection does once connected: it prepares the registered
+ * statements (the machine's session setup), then takes batches. Batches travel through lists: the pool's
+ * wait FIFO, a connection's in-flight FIFO (results pair with batches in send order), and the pool's
+ * "doomed" list of batches that failed outside a result read (connection lost, pool down, wait deadline,
+ * pool closing), whose callbacks run from a timer. Callers' callbacks therefore run only at the top of a
+ * loop callback (a result read, or a timer), never inside db_batch, db_query_cancel or db_pool_close, so a
+ * callback may call any of them.
  *
- * Lifetime: the pool owns every handle; each is counted in `handles` and the pool is freed in the last close
- * callback after db_pool_close. A connection's poll handle is allocated apart from the connection, because a
- * socket that changes while connecting needs a new handle before the old one's close callback has run. */
+ * Lifetime: the pool owns every handle; its two timers and each connection (until the machine's on_closed)
+ * are counted in `handles`, and the pool is freed in the last close callback after db_pool_close. */
 #include "core/alloc.h"
 #include "core/log.h"
+#include "db/conn.h"
 #include "db/db.h"
-#include "db/pgwatch.h"
 #include "db/query.h"
 
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #define CONNECT_TIMEOUT_MS 10000
 /* How much longer than statement_timeout a connection may stay silent with batches in flight before it is
@@ -30,40 +31,15 @@
 static const char ACTION_CONNECT[] = "connecting to database";
 static const char ACTION_QUERY[] = "running database queries";
 
-#define CONN_STATES(X)                                                                                       \
-    X(CONN_IDLE, "idle")             /* no connection; advancing starts one */                               \
-    X(CONN_CONNECTING, "connecting") /* waits for the socket PQconnectPoll asked for; deadline: connect */   \
-    X(CONN_PREPARING, "preparing")   /* waits for the registered statements to be prepared; same deadline */ \
-    X(CONN_READY, "ready")           /* takes batches; with some in flight, deadline: statement timeout */   \
-    X(CONN_FAILED, "failed")         /* passing: drops the connection and its batches, picks the delay */    \
-    X(CONN_BACKOFF, "backoff")       /* waits for the reconnect delay */                                     \
-    X(CONN_CLOSED, "closed")         /* the pool is closing; this connection's handles are closed */
-
-typedef enum {
-#define CONN_STATE_ENUM(id, name) id,
-    CONN_STATES(CONN_STATE_ENUM)
-#undef CONN_STATE_ENUM
-} conn_state_t;
-
-static const char *const conn_state_names[] = {
-#define CONN_STATE_NAME(id, name) name,
-    CONN_STATES(CONN_STATE_NAME)
-#undef CONN_STATE_NAME
-};
-
+/* A pooled connection: the machine's PGCONN_SETUP is "preparing the registered statements", PGCONN_READY is
+ * "takes batches" (with some in flight, the machine's deadline is the statement timeout). */
 typedef struct st_db_conn_t {
+    pgconn_t pc;
     db_pool_t *pool;
     int index;
-    conn_state_t state;
-    PGconn *pg;
-    pg_watch_t watch; /* the one poll handle on the current socket (pgwatch.h) */
-    uv_timer_t timer; /* the deadline (or delay) of the current state */
-    int timer_fired;
+    char name[32]; /* "connection N", for the machine's logs */
     query_list_t inflight;
     int pending_prepares;
-    int attempts; /* failed connects since the last time this connection was ready */
-    char *err;    /* why the current attempt failed, for the log */
-    conn_state_t failed_from;
 } db_conn_t;
 
 typedef struct st_registered_t {
@@ -84,22 +60,18 @@ struct st_db_pool_t {
     query_list_t doomed;
     uv_timer_t wait_timer;  /* fires at the deadline of the oldest waiting batch */
     uv_timer_t defer_timer; /* zero delay: runs doomed callbacks and close steps at the top of the loop */
-    int handles;            /* initialized and not yet closed */
+    int handles;            /* the timers and connections not yet closed */
     int started;
     int closing;
     int timers_closed;
     int down; /* no connection ready and the last connect failed: batches fail at once */
-    int ready;
     int in_flight;
     uint64_t completed, failed, reconnects;
     uint64_t turn; /* counts flushes of the doomed list */
-    uint32_t rng;
     void (*close_cb)(void *data);
     void *close_data;
 };
 
-static void conn_advance(db_conn_t *conn);
-static void on_poll(uv_poll_t *handle, int status, int events);
 static void on_defer(uv_timer_t *timer);
 static void on_wait_timeout(uv_timer_t *timer);
 
@@ -112,44 +84,17 @@ static void check_uv(int rc, const char *what)
     }
 }
 
-static uint32_t next_random(db_pool_t *pool)
+static int is_ready(const db_conn_t *conn)
 {
-    /* xorshift32: jitter needs spread, not secrecy. */
-    uint32_t x = pool->rng;
-    x ^= x << 13;
-    x ^= x >> 17;
-    x ^= x << 5;
-    return pool->rng = x;
+    return conn->pc.state == PGCONN_READY;
 }
 
-/* libpq's messages end in a newline and may continue on tab-indented lines (a hint); log lines and err
- * strings are one line each. */
-static char *message_dup(const char *msg)
+static int count_ready(const db_pool_t *pool)
 {
-    if (msg == NULL || msg[0] == '\0')
-        return xstrdup("unknown error");
-    char *out = xstrdup(msg), *w = out;
-    for (const char *r = msg; *r != '\0'; r++) {
-        if (*r == '\n') {
-            while (r[1] == '\t' || r[1] == ' ' || r[1] == '\n')
-                r++;
-            *w++ = ' ';
-        } else {
-            *w++ = *r;
-        }
-    }
-    while (w > out && w[-1] == ' ')
-        w--;
-    *w = '\0';
-    return out;
-}
-
-static void on_notice(void *arg, const char *message)
-{
-    db_conn_t *conn = arg;
-    char *msg = message_dup(message);
-    log_debug(ACTION_QUERY, "connection %d: server notice: %s", conn->index, msg);
-    free(msg);
+    int n = 0;
+    for (int i = 0; i < pool->cfg.size; i++)
+        n += is_ready(&pool->conns[i]);
+    return n;
 }
 
 /* ---- handles and teardown ---- */
@@ -160,8 +105,6 @@ static void pool_free(db_pool_t *pool)
         free(pool->stmts[i].name);
         free(pool->stmts[i].sql);
     }
-    for (int i = 0; i < pool->cfg.size; i++)
-        free(pool->conns[i].err);
     free(pool->stmts);
     free(pool->conns);
     free(pool->conninfo);
@@ -180,16 +123,9 @@ static void handle_closed(db_pool_t *pool)
     pool_free(pool);
 }
 
-static void on_poll_closed(uv_handle_t *handle)
+static void on_conn_closed(pgconn_t *pc)
 {
-    db_conn_t *conn = handle->data;
-    free(handle);
-    handle_closed(conn->pool);
-}
-
-static void on_conn_timer_closed(uv_handle_t *handle)
-{
-    db_conn_t *conn = handle->data;
+    db_conn_t *conn = pc->data;
     handle_closed(conn->pool);
 }
 
@@ -204,86 +140,7 @@ static void arm_defer(db_pool_t *pool)
         check_uv(uv_timer_start(&pool->defer_timer, on_defer, 0, 0), "scheduling callbacks");
 }
 
-/* Stops and closes the poll handle. It must happen before PQfinish closes the socket: epoll forgets a closed
- * descriptor by itself, and libuv would then fail to modify a registration that no longer exists. */
-static void drop_poll(db_conn_t *conn)
-{
-    pg_watch_drop(&conn->watch, on_poll_closed);
-}
-
-static void drop_pg(db_conn_t *conn)
-{
-    drop_poll(conn);
-    if (conn->pg != NULL) {
-        PQfinish(conn->pg);
-        conn->pg = NULL;
-    }
-}
-
-/* Watches the connection's socket for events (pgwatch.h: a new socket while connecting gets a new handle). */
-static int watch_socket(db_conn_t *conn, int events)
-{
-    int created;
-    int rc = pg_watch(&conn->watch, conn->pool->loop, conn->pg, conn->state == CONN_CONNECTING, events,
-                      on_poll, on_poll_closed, conn, &created);
-    if (created)
-        conn->pool->handles++;
-    return rc;
-}
-
-static void on_conn_timer(uv_timer_t *timer)
-{
-    db_conn_t *conn = timer->data;
-    conn->timer_fired = 1;
-    conn_advance(conn);
-}
-
-static void arm_timer(db_conn_t *conn, uint64_t ms)
-{
-    conn->timer_fired = 0;
-    check_uv(uv_timer_start(&conn->timer, on_conn_timer, ms, 0), "arming connection deadline");
-}
-
-static void stop_timer(db_conn_t *conn)
-{
-    conn->timer_fired = 0;
-    check_uv(uv_timer_stop(&conn->timer), "stopping connection deadline");
-}
-
-static void set_state(db_conn_t *conn, conn_state_t state)
-{
-    if (conn->state == state)
-        return;
-    log_debug(ACTION_CONNECT, "connection %d: %s -> %s", conn->index, conn_state_names[conn->state],
-              conn_state_names[state]);
-    if (conn->state == CONN_READY)
-        conn->pool->ready--;
-    if (state == CONN_READY)
-        conn->pool->ready++;
-    conn->state = state;
-}
-
-/* Records why the connection failed and moves it to CONN_FAILED; the caller loops or calls conn_advance. */
-static void fail_now(db_conn_t *conn, const char *why, const char *detail)
-{
-    free(conn->err);
-    char *msg = message_dup(detail);
-    conn->err = xasprintf("%s: %s", why, msg);
-    free(msg);
-    conn->failed_from = conn->state;
-    set_state(conn, CONN_FAILED);
-}
-
-static void conn_fail(db_conn_t *conn, const char *why, const char *detail)
-{
-    if (conn->state != CONN_CONNECTING && conn->state != CONN_PREPARING && conn->state != CONN_READY)
-        return;
-    fail_now(conn, why, detail);
-    conn_advance(conn);
-}
-
 /* ---- batches ---- */
-
 /* Runs the callback, unless cancelled, and frees the batch. The batch is out of every list by now, so a
  * callback that cancels it, or starts, cancels or closes anything else, finds consistent lists. */
 static void deliver(db_pool_t *pool, db_query_t *q)
@@ -359,21 +216,12 @@ static void arm_wait_timer(db_pool_t *pool)
              "arming wait deadline");
 }
 
-static int flush_and_watch(db_conn_t *conn)
-{
-    int r = PQflush(conn->pg);
-    if (r < 0)
-        return -1;
-    /* libpq could not write everything without blocking: wait until the socket drains. Reading stays on,
-     * since the server may be blocked writing results to us. */
-    return watch_socket(conn, UV_READABLE | (r == 1 ? UV_WRITABLE : 0)) == 0 ? 0 : -1;
-}
-
 /* Sends one batch as one pipeline segment: its statements, then a sync, which makes them one implicit
  * transaction. On failure the connection fails, and the batch with it. Returns 0 or -1. */
 static int send_batch(db_conn_t *conn, db_query_t *q)
 {
     db_pool_t *pool = conn->pool;
+    PGconn *pg = conn->pc.pg;
     q->conn = conn;
     q->place = QUERY_IN_FLIGHT;
     query_list_push(&conn->inflight, q);
@@ -384,26 +232,28 @@ static int send_batch(db_conn_t *conn, db_query_t *q)
         int ok = 0;
         switch (s->kind) {
         case STMT_PREPARED:
-            ok = PQsendQueryPrepared(conn->pg, s->name, s->nparams, s->params, NULL, NULL, 0);
+            ok = PQsendQueryPrepared(pg, s->name, s->nparams, s->params, NULL, NULL, 0);
             break;
         case STMT_SQL:
-            ok = PQsendQueryParams(conn->pg, s->sql, s->nparams, NULL, s->params, NULL, NULL, 0);
+            ok = PQsendQueryParams(pg, s->sql, s->nparams, NULL, s->params, NULL, NULL, 0);
             break;
         case STMT_PREPARE:
-            ok = PQsendPrepare(conn->pg, s->name, s->sql, 0, NULL);
+            ok = PQsendPrepare(pg, s->name, s->sql, 0, NULL);
             break;
         }
         if (!ok) {
-            conn_fail(conn, "sending a query", PQerrorMessage(conn->pg));
+            pgconn_fail(&conn->pc, "sending a query", PQerrorMessage(pg));
             return -1;
         }
     }
-    if (!PQpipelineSync(conn->pg) || flush_and_watch(conn) != 0) {
-        conn_fail(conn, "sending a query", PQerrorMessage(conn->pg));
+    if (!PQpipelineSync(pg)) {
+        pgconn_fail(&conn->pc, "sending a query", PQerrorMessage(pg));
         return -1;
     }
-    if (conn->state == CONN_READY && conn->inflight.count == 1)
-        arm_timer(conn, (uint64_t)pool->cfg.statement_timeout_ms + RESULT_GRACE_MS);
+    if (pgconn_flush(&conn->pc) != 0)
+        return -1;
+    if (is_ready(conn) && conn->inflight.count == 1)
+        pgconn_set_deadline(&conn->pc, (uint64_t)pool->cfg.statement_timeout_ms + RESULT_GRACE_MS);
     return 0;
 }
 
@@ -415,7 +265,7 @@ static void dispatch(db_pool_t *pool)
         db_conn_t *best = NULL;
         for (int i = 0; i < pool->cfg.size; i++) {
             db_conn_t *c = &pool->conns[i];
-            if (c->state == CONN_READY && c->inflight.count < (size_t)pool->cfg.pipeline_depth &&
+            if (is_ready(c) && c->inflight.count < (size_t)pool->cfg.pipeline_depth &&
                 (best == NULL || c->inflight.count < best->inflight.count))
                 best = c;
         }
@@ -452,91 +302,59 @@ static void complete(db_conn_t *conn, db_query_t *q)
 }
 
 /* Reads every result that has fully arrived. Returns -1 when the connection was dropped meanwhile (by a
- * callback, or because the stream made no sense); the caller must not touch conn->pg then. */
+ * callback, or because the stream made no sense); the caller must not touch the connection's PGconn then. */
 static int read_results(db_conn_t *conn)
 {
     int progressed = 0;
-    while (conn->pg != NULL && conn->inflight.count > 0 && !PQisBusy(conn->pg)) {
+    while (conn->pc.pg != NULL && conn->inflight.count > 0 && !PQisBusy(conn->pc.pg)) {
         db_query_t *done;
         progressed = 1;
-        switch (query_list_feed(&conn->inflight, PQgetResult(conn->pg), &done)) {
+        switch (query_list_feed(&conn->inflight, PQgetResult(conn->pc.pg), &done)) {
         case FEED_MORE:
             break;
         case FEED_DESYNC:
-            conn_fail(conn, "reading results", "results out of step with the pipeline");
+            pgconn_fail(&conn->pc, "reading results", "results out of step with the pipeline");
             return -1;
         case FEED_DONE:
             complete(conn, done);
             /* The callback may have sent more here, dropped this connection, or closed the pool. */
-            if (conn->state == CONN_READY)
+            if (is_ready(conn))
                 dispatch(conn->pool);
             break;
         }
     }
-    if (conn->pg == NULL)
+    if (conn->pc.pg == NULL)
         return -1;
-    if (conn->state == CONN_READY && progressed) {
+    if (is_ready(conn) && progressed) {
         if (conn->inflight.count > 0)
-            arm_timer(conn, (uint64_t)conn->pool->cfg.statement_timeout_ms + RESULT_GRACE_MS);
+            pgconn_set_deadline(&conn->pc, (uint64_t)conn->pool->cfg.statement_timeout_ms + RESULT_GRACE_MS);
         else
-            stop_timer(conn);
+            pgconn_clear_deadline(&conn->pc);
     }
     return 0;
 }
 
-static void conn_io(db_conn_t *conn, int events)
+/* ---- the connection's hooks (conn.h) ---- */
+
+static void on_conn_readable(pgconn_t *pc)
 {
-    if ((events & UV_READABLE) != 0) {
-        if (!PQconsumeInput(conn->pg)) {
-            conn_fail(conn, "connection lost", PQerrorMessage(conn->pg));
-            return;
-        }
-        if (read_results(conn) != 0)
-            return;
-    }
-    if (conn->state != CONN_PREPARING && conn->state != CONN_READY)
+    db_conn_t *conn = pc->data;
+    if (read_results(conn) != 0)
         return;
-    if (flush_and_watch(conn) != 0) {
-        conn_fail(conn, "connection lost", PQerrorMessage(conn->pg));
-        return;
-    }
     if (conn->pool->closing && conn->inflight.count == 0)
-        arm_defer(conn->pool);
+        arm_defer(conn->pool); /* the close step can close this connection now */
 }
 
-static void on_poll(uv_poll_t *handle, int status, int events)
+/* The last registered statement is prepared: the connection takes batches. */
+static void prepared_all(db_conn_t *conn)
 {
-    db_conn_t *conn = handle->data;
-    if (status < 0) {
-        /* libuv reports POLLERR as UV_EBADF and stops the handle. While connecting that is an ordinary
-         * refused connect: PQconnectPoll reads the socket's error and moves on to the next host or address.
-         */
-        conn->watch.events = 0;
-        if (conn->state == CONN_CONNECTING) {
-            conn_advance(conn);
-            return;
-        }
-        /* On an open connection the socket has failed; first read what arrived before (the server's own
-         * FATAL message, complete results), then drop it with libpq's account of the error. */
-        if (conn->state != CONN_PREPARING && conn->state != CONN_READY)
-            return;
-        if (PQconsumeInput(conn->pg) && read_results(conn) != 0)
-            return;
-        const char *msg = PQerrorMessage(conn->pg);
-        conn_fail(conn, "connection lost", msg[0] != '\0' ? msg : uv_strerror(status));
-        return;
+    db_pool_t *pool = conn->pool;
+    pgconn_ready(&conn->pc);
+    if (pool->down) {
+        pool->down = 0;
+        log_info(ACTION_CONNECT, "database %s is reachable again", pool->target);
     }
-    switch (conn->state) {
-    case CONN_CONNECTING:
-        conn_advance(conn);
-        break;
-    case CONN_PREPARING:
-    case CONN_READY:
-        conn_io(conn, events);
-        break;
-    default:
-        break;
-    }
+    dispatch(pool);
 }
 
 static void on_prepared(const db_result_t *results, size_t n, void *data)
@@ -546,172 +364,71 @@ static void on_prepared(const db_result_t *results, size_t n, void *data)
     if (results[0].err != NULL)
         log_error(ACTION_CONNECT, "connection %d: preparing a statement failed: %s", conn->index,
                   results[0].err);
-    if (conn->state != CONN_PREPARING)
+    if (conn->pc.state != PGCONN_SETUP)
         return;
     if (--conn->pending_prepares == 0)
-        conn_advance(conn);
+        prepared_all(conn);
 }
 
-/* Pipelines one prepare per registered statement, each with its own sync, so a statement that does not
- * prepare (a bug, logged) does not abort the others. */
-static int send_prepares(db_conn_t *conn)
+/* Connected: enters pipeline mode and pipelines one prepare per registered statement, each with its own
+ * sync, so a statement that does not prepare (a bug, logged) does not abort the others. */
+static void on_conn_connect(pgconn_t *pc)
 {
+    db_conn_t *conn = pc->data;
     db_pool_t *pool = conn->pool;
+    if (PQenterPipelineMode(pc->pg) != 1) {
+        pgconn_fail(pc, "entering pipeline mode", PQerrorMessage(pc->pg));
+        return;
+    }
     conn->pending_prepares = (int)pool->nstmts;
+    if (pool->nstmts == 0) {
+        prepared_all(conn);
+        return;
+    }
     for (size_t i = 0; i < pool->nstmts; i++)
         if (send_batch(conn, query_new_prepare(pool, pool->stmts[i].name, pool->stmts[i].sql, on_prepared,
                                                conn)) != 0)
-            return -1;
-    return 0;
+            return; /* the connection failed and moved on */
+}
+
+/* Batches in flight and no answer within statement_timeout plus the grace: the peer is taken for dead. */
+static void on_conn_deadline(pgconn_t *pc)
+{
+    db_conn_t *conn = pc->data;
+    if (conn->inflight.count > 0)
+        pgconn_fail(pc, "waiting for results", "no answer within statement_timeout");
 }
 
 static void close_conn(db_conn_t *conn)
 {
-    if (conn->state == CONN_CLOSED)
+    if (conn->pc.state == PGCONN_CLOSED)
         return;
-    drop_pg(conn);
+    pgconn_close(&conn->pc);
     fail_inflight(conn, "pool closing");
-    check_uv(uv_timer_stop(&conn->timer), "stopping connection deadline");
-    uv_close((uv_handle_t *)&conn->timer, on_conn_timer_closed);
-    set_state(conn, CONN_CLOSED);
 }
 
-/* ---- the connection's state machine ---- */
-
-static void conn_advance(db_conn_t *conn)
+static void on_conn_lost(pgconn_t *pc, const char *err, int was_ready)
 {
+    db_conn_t *conn = pc->data;
     db_pool_t *pool = conn->pool;
-    for (;;) {
-        switch (conn->state) {
-        case CONN_IDLE: {
-            if (pool->closing)
-                return;
-            /* The conninfo goes in as an expanded dbname so URLs and key=value strings both work; options
-             * follows it, so the merged options (the URL's own plus statement_timeout) win. */
-            const char *keys[] = {"dbname", "options", "fallback_application_name", NULL};
-            const char *values[] = {pool->conninfo, pool->options, "inkloop", NULL};
-            conn->pg = PQconnectStartParams(keys, values, 1);
-            if (conn->pg == NULL) {
-                log_error(ACTION_CONNECT, "out of memory");
-                abort();
-            }
-            PQsetNoticeProcessor(conn->pg, on_notice, conn);
-            log_debug(ACTION_CONNECT, "connection %d to %s", conn->index, pool->target);
-            set_state(conn, CONN_CONNECTING);
-            arm_timer(conn, CONNECT_TIMEOUT_MS);
-            if (PQstatus(conn->pg) == CONNECTION_BAD) {
-                fail_now(conn, "connecting", PQerrorMessage(conn->pg));
-                continue;
-            }
-            /* libpq's contract for a fresh connection: behave as if PQconnectPoll said "writing". */
-            int rc = watch_socket(conn, UV_WRITABLE);
-            if (rc != 0) {
-                fail_now(conn, "polling the socket", uv_strerror(rc));
-                continue;
-            }
-            return;
-        }
-        case CONN_CONNECTING: {
-            if (conn->timer_fired) {
-                fail_now(conn, "connecting", "timed out");
-                continue;
-            }
-            PostgresPollingStatusType st = PQconnectPoll(conn->pg);
-            int rc = 0;
-            switch (st) {
-            case PGRES_POLLING_FAILED:
-                fail_now(conn, "connecting", PQerrorMessage(conn->pg));
-                continue;
-            case PGRES_POLLING_READING:
-                rc = watch_socket(conn, UV_READABLE);
-                break;
-            case PGRES_POLLING_OK:
-                if (PQsetnonblocking(conn->pg, 1) != 0 || PQenterPipelineMode(conn->pg) != 1) {
-                    fail_now(conn, "entering pipeline mode", PQerrorMessage(conn->pg));
-                    continue;
-                }
-                rc = watch_socket(conn, UV_READABLE);
-                if (rc != 0)
-                    break;
-                set_state(conn, CONN_PREPARING);
-                if (send_prepares(conn) != 0)
-                    return; /* the connection failed and moved on */
-                continue;
-            default: /* PGRES_POLLING_WRITING */
-                rc = watch_socket(conn, UV_WRITABLE);
-                break;
-            }
-            if (rc != 0) {
-                fail_now(conn, "polling the socket", uv_strerror(rc));
-                continue;
-            }
-            return;
-        }
-        case CONN_PREPARING:
-            if (conn->timer_fired) {
-                fail_now(conn, "preparing statements", "timed out");
-                continue;
-            }
-            if (conn->pending_prepares > 0)
-                return;
-            stop_timer(conn);
-            set_state(conn, CONN_READY);
-            conn->attempts = 0;
-            log_info(ACTION_CONNECT, "connection %d to %s is ready", conn->index, pool->target);
-            if (pool->down) {
-                pool->down = 0;
-                log_info(ACTION_CONNECT, "database %s is reachable again", pool->target);
-            }
-            continue;
-        case CONN_READY:
-            if (conn->timer_fired) {
-                conn->timer_fired = 0;
-                if (conn->inflight.count > 0) {
-                    fail_now(conn, "waiting for results", "no answer within statement_timeout");
-                    continue;
-                }
-            }
-            dispatch(pool);
-            return;
-        case CONN_FAILED: {
-            int was_ready = conn->failed_from == CONN_READY;
-            if (was_ready || pool->closing)
-                log_warn(ACTION_QUERY, "connection %d to %s lost: %s", conn->index, pool->target, conn->err);
-            else
-                /* A long outage repeats the same failure every backoff_max_ms per connection: the first one
-                 * (and the pool going down) are worth a warning, the rest only while debugging. */
-                log_write(conn->attempts == 0 ? LOG_LEVEL_WARN : LOG_LEVEL_DEBUG, ACTION_CONNECT,
-                          "connection %d to %s failed (attempt %d): %s", conn->index, pool->target,
-                          conn->attempts + 1, conn->err);
-            drop_pg(conn);
-            fail_inflight(conn, "connection lost");
-            if (pool->closing) {
-                close_conn(conn);
-                arm_defer(pool);
-                return;
-            }
-            if (!was_ready && pool->ready == 0)
-                set_down(pool, conn->err);
-            int delay = backoff_delay_ms(conn->attempts++, pool->cfg.backoff_min_ms, pool->cfg.backoff_max_ms,
-                                         next_random(pool));
-            pool->reconnects++;
-            set_state(conn, CONN_BACKOFF);
-            arm_timer(conn, (uint64_t)delay);
-            return;
-        }
-        case CONN_BACKOFF:
-            if (!conn->timer_fired)
-                return;
-            conn->timer_fired = 0;
-            if (pool->closing)
-                return;
-            set_state(conn, CONN_IDLE);
-            continue;
-        case CONN_CLOSED:
-            return;
-        }
+    fail_inflight(conn, "connection lost");
+    if (pool->closing) {
+        close_conn(conn);
+        arm_defer(pool);
+        return;
     }
+    if (!was_ready && count_ready(pool) == 0)
+        set_down(pool, err);
+    pool->reconnects++;
 }
+
+static const pgconn_hooks_t conn_hooks = {
+    .on_connect = on_conn_connect,
+    .on_readable = on_conn_readable,
+    .on_deadline = on_conn_deadline,
+    .on_lost = on_conn_lost,
+    .on_closed = on_conn_closed,
+};
 
 /* ---- closing ---- */
 
@@ -720,7 +437,7 @@ static void close_step(db_pool_t *pool)
     int open = 0;
     for (int i = 0; i < pool->cfg.size; i++) {
         db_conn_t *conn = &pool->conns[i];
-        if (conn->state == CONN_READY && conn->inflight.count > 0)
+        if (is_ready(conn) && conn->inflight.count > 0)
             open++; /* finishing what it was sent; its deadline still runs */
         else
             close_conn(conn);
@@ -755,42 +472,14 @@ static void on_wait_timeout(uv_timer_t *timer)
 
 /* ---- the interface ---- */
 
-/* user@host:port/dbname from the parsed conninfo, so logs say where without saying the password. */
-static char *describe_target(PQconninfoOption *opts, char **options)
-{
-    const char *user = NULL, *host = NULL, *hostaddr = NULL, *port = NULL, *dbname = NULL;
-    for (PQconninfoOption *o = opts; o->keyword != NULL; o++) {
-        const char *v = (o->val != NULL && o->val[0] != '\0') ? o->val : NULL;
-        if (strcmp(o->keyword, "user") == 0)
-            user = v;
-        else if (strcmp(o->keyword, "host") == 0)
-            host = v;
-        else if (strcmp(o->keyword, "hostaddr") == 0)
-            hostaddr = v;
-        else if (strcmp(o->keyword, "port") == 0)
-            port = v;
-        else if (strcmp(o->keyword, "dbname") == 0)
-            dbname = v;
-        else if (strcmp(o->keyword, "options") == 0)
-            *options = xstrdup(v);
-    }
-    if (host == NULL)
-        host = hostaddr;
-    return xasprintf("%s%s%s%s%s/%s", user ? user : "", user ? "@" : "", host ? host : "(default host)",
-                     port ? ":" : "", port ? port : "", dbname ? dbname : "");
-}
+/* ---- the interface ---- */
 
 db_pool_t *db_pool_create(uv_loop_t *loop, const db_pool_config_t *cfg)
 {
-    char *errmsg = NULL;
-    PQconninfoOption *opts = PQconninfoParse(cfg->conninfo != NULL ? cfg->conninfo : "", &errmsg);
-    if (opts == NULL) {
-        char *msg = message_dup(errmsg);
-        log_error("configuring database pool", "invalid connection string: %s", msg);
-        free(msg);
-        PQfreemem(errmsg);
+    char *own_options = NULL;
+    char *target = pgconn_describe(cfg->conninfo, "configuring database pool", &own_options);
+    if (target == NULL)
         return NULL;
-    }
     db_pool_t *pool = xcalloc(1, sizeof(*pool));
     pool->loop = loop;
     pool->cfg = *cfg;
@@ -811,18 +500,13 @@ db_pool_t *db_pool_create(uv_loop_t *loop, const db_pool_config_t *cfg)
         c->backoff_max_ms = 5000;
     pool->conninfo = xstrdup(cfg->conninfo != NULL ? cfg->conninfo : "");
     c->conninfo = pool->conninfo;
-    char *own_options = NULL;
-    pool->target = describe_target(opts, &own_options);
-    PQconninfoFree(opts);
+    pool->target = target;
     /* Timestamps cross the API as UTC ISO-8601: the session's TimeZone and DateStyle fix their text form
      * whatever the server's defaults are. */
     pool->options =
         xasprintf("%s%s-c statement_timeout=%d -c TimeZone=UTC -c DateStyle=ISO",
                   own_options ? own_options : "", own_options ? " " : "", c->statement_timeout_ms);
     free(own_options);
-    pool->rng = (uint32_t)uv_hrtime() ^ ((uint32_t)getpid() << 16) ^ 0x9e3779b9u;
-    if (pool->rng == 0)
-        pool->rng = 1;
 
     check_uv(uv_timer_init(loop, &pool->wait_timer), "creating wait deadline");
     check_uv(uv_timer_init(loop, &pool->defer_timer), "creating callback timer");
@@ -834,9 +518,19 @@ db_pool_t *db_pool_create(uv_loop_t *loop, const db_pool_config_t *cfg)
         db_conn_t *conn = &pool->conns[i];
         conn->pool = pool;
         conn->index = i;
-        conn->state = CONN_IDLE;
-        check_uv(uv_timer_init(loop, &conn->timer), "creating connection deadline");
-        conn->timer.data = conn;
+        snprintf(conn->name, sizeof(conn->name), "connection %d", i);
+        pgconn_config_t pc = {
+            .conninfo = pool->conninfo,
+            .options = pool->options,
+            .application_name = "inkloop",
+            .name = conn->name,
+            .target = pool->target,
+            .action = ACTION_QUERY,
+            .connect_timeout_ms = CONNECT_TIMEOUT_MS,
+            .backoff_min_ms = c->backoff_min_ms,
+            .backoff_max_ms = c->backoff_max_ms,
+        };
+        pgconn_init(&conn->pc, loop, &pc, &conn_hooks, conn);
         pool->handles++;
     }
     return pool;
@@ -877,19 +571,19 @@ void db_pool_start(db_pool_t *pool)
     pool->started = 1;
     log_info(ACTION_CONNECT, "opening %d connections to %s", pool->cfg.size, pool->target);
     for (int i = 0; i < pool->cfg.size; i++)
-        conn_advance(&pool->conns[i]);
+        pgconn_start(&pool->conns[i].pc);
 }
 
 int db_pool_available(const db_pool_t *pool)
 {
-    return pool->ready > 0;
+    return count_ready(pool) > 0;
 }
 
 void db_pool_stats(const db_pool_t *pool, db_pool_stats_t *stats)
 {
     *stats = (db_pool_stats_t){
         .size = pool->cfg.size,
-        .ready = pool->ready,
+        .ready = count_ready(pool),
         .in_flight = pool->in_flight,
         .waiting = (int)pool->waiting.count,
         .completed = pool->completed,
@@ -906,8 +600,8 @@ db_query_t *db_batch(db_pool_t *pool, const db_stmt_t *stmts, size_t n, db_batch
         /* Full only if no connection has room either; the wait FIFO is empty whenever one has. */
         int room = 0;
         for (int i = 0; i < pool->cfg.size && !room; i++)
-            room = pool->conns[i].state == CONN_READY &&
-                   pool->conns[i].inflight.count < (size_t)pool->cfg.pipeline_depth;
+            room =
+                is_ready(&pool->conns[i]) && pool->conns[i].inflight.count < (size_t)pool->cfg.pipeline_depth;
         if (!room)
             return NULL;
     }

@@ -241,18 +241,3 @@ int query_failed(const db_query_t *q)
             return 1;
     return 0;
 }
-
-int backoff_delay_ms(int attempt, int min_ms, int max_ms, uint32_t rnd)
-{
-    if (min_ms < 1)
-        min_ms = 1;
-    if (max_ms < min_ms)
-        max_ms = min_ms;
-    int64_t delay = min_ms;
-    for (int i = 0; i < attempt && delay < max_ms; i++)
-        delay *= 2;
-    if (delay > max_ms)
-        delay = max_ms;
-    int64_t half = delay / 2;
-    return (int)(delay - half + (int64_t)(rnd % (uint32_t)(half + 1)));
-}

@@ -1,6 +1,6 @@
 /* Private to src/db: one batch of statements (db_query_t), the FIFO lists that hold batches, the pairing of
- * pipeline results with the batch they answer, and the reconnect backoff. None of this touches a socket or
- * the loop, so test/unit/db exercises it without a server. */
+ * pipeline results with the batch they answer. None of this touches a socket or the loop, so test/unit/db
+ * exercises it without a server. */
 #ifndef INKLOOP_DB_QUERY_H
 #define INKLOOP_DB_QUERY_H
 
@@ -96,10 +96,5 @@ query_feed_t query_list_feed(query_list_t *inflight, PGresult *res, db_query_t *
 void query_fail(db_query_t *q, const char *err);
 /** 1 when the batch failed (its last statement carries an error). */
 int query_failed(const db_query_t *q);
-
-/** Reconnect delay before attempt number `attempt` (0 for the first retry): min_ms doubled per attempt,
- * capped at max_ms, then "equal jitter": half of it fixed and half drawn from rnd, so reconnecting clients
- * spread out but never retry sooner than half the nominal delay. */
-int backoff_delay_ms(int attempt, int min_ms, int max_ms, uint32_t rnd);
 
 #endif

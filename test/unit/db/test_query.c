@@ -152,20 +152,20 @@ static void test_fail(void)
 
 static void test_backoff(void)
 {
-    TAP_IS_INT(backoff_delay_ms(0, 100, 5000, 0), 50, "backoff: first retry at least half the minimum");
-    TAP_IS_INT(backoff_delay_ms(0, 100, 5000, 50), 100, "backoff: and at most the minimum");
-    TAP_IS_INT(backoff_delay_ms(1, 100, 5000, 50), 150, "backoff: doubles (100..200)");
-    TAP_IS_INT(backoff_delay_ms(3, 100, 5000, 0), 400, "backoff: 800 nominal, half fixed");
-    TAP_IS_INT(backoff_delay_ms(10, 100, 5000, 0), 2500, "backoff: capped at the maximum");
-    TAP_IS_INT(backoff_delay_ms(1000, 100, 5000, 2500), 5000, "backoff: no overflow on long outages");
+    TAP_IS_INT(db_backoff_ms(0, 100, 5000, 0), 50, "backoff: first retry at least half the minimum");
+    TAP_IS_INT(db_backoff_ms(0, 100, 5000, 50), 100, "backoff: and at most the minimum");
+    TAP_IS_INT(db_backoff_ms(1, 100, 5000, 50), 150, "backoff: doubles (100..200)");
+    TAP_IS_INT(db_backoff_ms(3, 100, 5000, 0), 400, "backoff: 800 nominal, half fixed");
+    TAP_IS_INT(db_backoff_ms(10, 100, 5000, 0), 2500, "backoff: capped at the maximum");
+    TAP_IS_INT(db_backoff_ms(1000, 100, 5000, 2500), 5000, "backoff: no overflow on long outages");
     int in_range = 1;
     for (uint32_t r = 0; r < 100000; r += 7) {
-        int d = backoff_delay_ms(4, 100, 5000, r * 2654435761u);
+        int d = db_backoff_ms(4, 100, 5000, r * 2654435761u);
         if (d < 800 || d > 1600)
             in_range = 0;
     }
     TAP_OK(in_range, "backoff: jitter stays within [delay/2, delay]");
-    TAP_IS_INT(backoff_delay_ms(0, 0, 0, 12345), 1, "backoff: degenerate bounds still give a delay");
+    TAP_IS_INT(db_backoff_ms(0, 0, 0, 12345), 1, "backoff: degenerate bounds still give a delay");
 }
 
 int main(void)
