@@ -6,7 +6,7 @@
  * claim. Each held job (JOB_STATES) is running in its handler, or waiting for its final UPDATE. Housekeeping
  * that runs beside the claim loop is timer driven, one query in flight each: the heartbeat renews the leases
  * of every held job in one UPDATE (and notices jobs that are no longer ours), the rescue sweep returns
- * expired jobs to the queue.
+ * expired jobs to the queue, and the purge deletes jobs finished over a week ago.
  *
  * Callbacks into handlers (start_cb, cancel_cb) run from timer, poll and query callbacks only. runner_advance
  * is reentrant-safe: a call from inside one of those callbacks (a handler finishing a job inside start_cb,
@@ -17,6 +17,7 @@
 #include "core/buf.h"
 #include "core/log.h"
 #include "db/listen.h"
+#include "queries.h"
 
 #include <inttypes.h>
 #include <stdlib.h>
@@ -35,6 +36,9 @@
 /* Rows one rescue takes; a full batch sweeps again at once. */
 #define RESCUE_BATCH 100
 #define RESCUE_BATCH_TEXT "100"
+/* Rows one purge deletes (jobs_purge_finished); a full batch purges again at once. */
+#define PURGE_BATCH 5000
+#define PURGE_BATCH_TEXT "5000"
 
 static const char ACTION_CLAIM[] = "claiming jobs";
 static const char ACTION_RENEW[] = "renewing leases";
@@ -42,6 +46,7 @@ static const char ACTION_RESCUE[] = "rescuing jobs with expired leases";
 static const char ACTION_FINISH[] = "recording a job's outcome";
 static const char ACTION_STOP[] = "handing jobs back to the queue";
 static const char ACTION_DRAIN[] = "letting running jobs finish before stopping";
+static const char ACTION_PURGE[] = "purging finished jobs";
 
 /* Claims due jobs of the kinds with room ($1 kinds, $2 room per kind), $3 in all, oldest run_at first. The
  * per-kind LATERAL keeps each kind within its own limit; SKIP LOCKED lets several claimers pass each other,
@@ -221,7 +226,7 @@ struct st_jobs_runner_t {
     held_list_t held;
     held_list_t fresh; /* claimed by the last claim, not yet started */
     db_listen_t *listen;
-    db_query_t *claim_q, *hb_q, *rescue_q, *handback_q;
+    db_query_t *claim_q, *hb_q, *rescue_q, *handback_q, *purge_q;
     char *claim_err; /* the last claim's failure, read by advance */
     int claim_limit, claim_got;
     uint64_t claim_sent_at;
@@ -234,6 +239,7 @@ struct st_jobs_runner_t {
     uv_timer_t due_timer;    /* the next run_at, or a retry soon */
     uv_timer_t hb_timer;     /* lease renewal */
     uv_timer_t rescue_timer; /* expired-lease sweep */
+    uv_timer_t purge_timer;  /* purge of old finished jobs */
     int handles;
     uint32_t rng;
     jobs_stats_t stats;
@@ -767,6 +773,42 @@ static void on_rescue_tick(uv_timer_t *t)
     send_rescue(t->data);
 }
 
+static void send_purge(jobs_runner_t *r);
+
+static void on_purged(const db_result_t *results, size_t n, void *data)
+{
+    jobs_runner_t *r = data;
+    r->purge_q = NULL;
+    const db_result_t *res = &results[n - 1];
+    if (res->err != NULL) {
+        log_warn(ACTION_PURGE, "%s; trying again at the next sweep", res->err);
+        return;
+    }
+    long purged = atol(PQcmdTuples(res->res));
+    if (purged <= 0)
+        return;
+    r->stats.purged += (uint64_t)purged;
+    log_info(ACTION_PURGE, "%ld job(s) finished over 7 days ago removed", purged);
+    if (purged >= PURGE_BATCH)
+        send_purge(r);
+}
+
+static void send_purge(jobs_runner_t *r)
+{
+    if (r->state >= RUNNER_STOPPING || r->purge_q != NULL)
+        return;
+    const char *params[] = {PURGE_BATCH_TEXT};
+    db_stmt_t stmt = {.name = "jobs_purge_finished", .nparams = 1, .params = params};
+    r->purge_q = db_batch(r->pool, &stmt, 1, on_purged, r);
+    if (r->purge_q == NULL)
+        log_debug(ACTION_PURGE, "the database pool refused the query; trying at the next sweep");
+}
+
+static void on_purge_tick(uv_timer_t *t)
+{
+    send_purge(t->data);
+}
+
 /* ---- LISTEN ---- */
 
 static void on_notify(const char *channel, const char *payload, void *data)
@@ -860,7 +902,8 @@ static void on_listen_closed(void *data)
 
 static void close_handles(jobs_runner_t *r)
 {
-    uv_timer_t *timers[] = {&r->state_timer, &r->poll_timer, &r->due_timer, &r->hb_timer, &r->rescue_timer};
+    uv_timer_t *timers[] = {&r->state_timer, &r->poll_timer,   &r->due_timer,
+                            &r->hb_timer,    &r->rescue_timer, &r->purge_timer};
     for (size_t i = 0; i < sizeof(timers) / sizeof(timers[0]); i++) {
         check_uv(uv_timer_stop(timers[i]), "stopping a timer");
         uv_close((uv_handle_t *)timers[i], on_handle_closed);
@@ -921,11 +964,13 @@ static int begin_stop(jobs_runner_t *r)
     check_uv(uv_timer_stop(&r->poll_timer), "stopping the poll timer");
     check_uv(uv_timer_stop(&r->due_timer), "stopping the next-run timer");
     check_uv(uv_timer_stop(&r->rescue_timer), "stopping the rescue sweep");
+    check_uv(uv_timer_stop(&r->purge_timer), "stopping the purge");
     /* Their answers no longer matter: a renewal racing the hand-back finds the rows queued and changes
-     * nothing, and a sweep only touches expired rows. */
+     * nothing, a sweep only touches expired rows, and a purge only rows finished long ago. */
     db_query_cancel(r->hb_q);
     db_query_cancel(r->rescue_q);
-    r->hb_q = r->rescue_q = NULL;
+    db_query_cancel(r->purge_q);
+    r->hb_q = r->rescue_q = r->purge_q = NULL;
     held_t *h;
     while ((h = r->fresh.head) != NULL) {
         list_remove(&r->fresh, h);
@@ -1150,6 +1195,11 @@ static void runner_advance(jobs_runner_t *r)
 
 /* ---- the interface ---- */
 
+int jobs_prepare(db_pool_t *pool)
+{
+    return db_pool_prepare_all(pool, queries_jobs, queries_jobs_count);
+}
+
 jobs_runner_t *jobs_runner_create(uv_loop_t *loop, db_pool_t *pool, const jobs_config_t *cfg)
 {
     jobs_runner_t *r = xcalloc(1, sizeof(*r));
@@ -1167,6 +1217,8 @@ jobs_runner_t *jobs_runner_create(uv_loop_t *loop, db_pool_t *pool, const jobs_c
         c->poll_interval_ms = 5000;
     if (c->rescue_interval_ms <= 0)
         c->rescue_interval_ms = 10000;
+    if (c->purge_interval_ms <= 0)
+        c->purge_interval_ms = 60000;
     if (c->retry_base_ms <= 0)
         c->retry_base_ms = 10000;
     if (c->retry_max_ms <= 0)
@@ -1223,12 +1275,13 @@ jobs_runner_t *jobs_runner_create(uv_loop_t *loop, db_pool_t *pool, const jobs_c
             return NULL;
         }
     }
-    uv_timer_t *timers[] = {&r->state_timer, &r->poll_timer, &r->due_timer, &r->hb_timer, &r->rescue_timer};
+    uv_timer_t *timers[] = {&r->state_timer, &r->poll_timer,   &r->due_timer,
+                            &r->hb_timer,    &r->rescue_timer, &r->purge_timer};
     for (size_t i = 0; i < sizeof(timers) / sizeof(timers[0]); i++) {
         check_uv(uv_timer_init(loop, timers[i]), "creating a timer");
         timers[i]->data = r;
     }
-    r->handles = 5 + (r->listen != NULL);
+    r->handles = (int)(sizeof(timers) / sizeof(timers[0])) + (r->listen != NULL);
     r->state = RUNNER_NEW;
     return r;
 }
@@ -1291,6 +1344,9 @@ void jobs_runner_start(jobs_runner_t *r)
     uint64_t first = (uint64_t)r->cfg.rescue_interval_ms / 4 + next_random(r) % 100;
     check_uv(uv_timer_start(&r->rescue_timer, on_rescue_tick, first, (uint64_t)r->cfg.rescue_interval_ms),
              "starting the rescue sweep");
+    check_uv(uv_timer_start(&r->purge_timer, on_purge_tick, (uint64_t)r->cfg.purge_interval_ms,
+                            (uint64_t)r->cfg.purge_interval_ms),
+             "starting the purge");
     set_state(r, RUNNER_IDLE);
     if (r->listen != NULL && r->nhandlers > 0) {
         /* The first claim waits for the LISTEN session and its liveness lock (on_listening), so the jobs it
