@@ -48,79 +48,8 @@ static const char ACTION_STOP[] = "handing jobs back to the queue";
 static const char ACTION_DRAIN[] = "letting running jobs finish before stopping";
 static const char ACTION_PURGE[] = "purging finished jobs";
 
-/* Claims due jobs of the kinds with room ($1 kinds, $2 room per kind), $3 in all, oldest run_at first. The
- * per-kind LATERAL keeps each kind within its own limit; SKIP LOCKED lets several claimers pass each other,
- * and the locked row's state is checked again after the lock (READ COMMITTED re-evaluates the WHERE clause),
- * so a job claimed by another process meanwhile is never claimed twice. */
-static const char CLAIM_SQL[] =
-    "WITH room AS (SELECT k.kind, k.n FROM unnest($1::text[], $2::int[]) AS k(kind, n)), "
-    "picked AS (SELECT c.id FROM room CROSS JOIN LATERAL ("
-    "SELECT j.id, j.run_at FROM jobs j WHERE j.state = 'queued' AND j.run_at <= now() AND j.kind = room.kind "
-    "ORDER BY j.run_at, j.id LIMIT room.n FOR UPDATE SKIP LOCKED) c ORDER BY c.run_at, c.id LIMIT $3::int) "
-    "UPDATE jobs SET state = 'running', attempts = attempts + 1, locked_by = $4, locked_at = now(), "
-    "lease_until = now() + $5::bigint * interval '1 millisecond', owner_key = $6::int "
-    "WHERE id IN (SELECT id FROM picked) AND state = 'queued' "
-    "RETURNING id, kind, article_id, payload::text AS payload, attempts, max_attempts";
-
-/* In the claim's transaction: per kind, how long until its earliest queued job is due (NULL: none queued), so
- * a delayed job starts on time without waiting for the poll. One ordered index probe per kind. */
-static const char NEXT_DUE_SQL[] =
-    "SELECT k.kind, ceil(extract(epoch FROM (SELECT j.run_at FROM jobs j WHERE j.state = 'queued' "
-    "AND j.kind = k.kind ORDER BY j.run_at LIMIT 1) - now()) * 1000)::bigint AS due_ms "
-    "FROM unnest($1::text[]) AS k(kind)";
-
-/* $4: our liveness key while our session holds it (jobs claimed while it did not get it now), NULL: kept. */
-static const char HEARTBEAT_SQL[] =
-    "UPDATE jobs SET lease_until = now() + $3::bigint * interval '1 millisecond', "
-    "owner_key = coalesce($4::int, owner_key) "
-    "WHERE id = ANY($1::bigint[]) AND locked_by = $2 AND state = 'running' RETURNING id";
-
-/* Jobs whose holder is gone: its database session no longer holds the liveness lock stamped on the row
- * (owner_key: the process died, or lost its session), or its lease expired (a hung process, or one that never
- * got its lock). pg_locks shows the locks of every session, whoever the user; only sessions of this database
- * count (not in the first LIVENESS_GRACE_S after the server started). SKIP LOCKED so sweeps of several
- * processes split the work, and a row being finished right now by its holder is left to it. */
-static const char RESCUE_SQL[] =
-    "WITH live AS (SELECT l.objid FROM pg_locks l WHERE l.locktype = 'advisory' AND l.granted "
-    "AND l.classid = " JOBS_LIVENESS_NS_TEXT "::oid AND l.objsubid = 2 "
-    "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())), "
-    "gone AS (SELECT id, locked_by, CASE WHEN lease_until < now() THEN 'lease expired' "
-    "ELSE 'its process is gone' END AS why FROM jobs WHERE state = 'running' AND (lease_until < now() "
-    "OR (owner_key IS NOT NULL AND owner_key::oid NOT IN (SELECT objid FROM live) "
-    "AND now() - pg_postmaster_start_time() > interval '" LIVENESS_GRACE_S_TEXT " seconds')) "
-    "ORDER BY lease_until LIMIT " RESCUE_BATCH_TEXT " FOR UPDATE SKIP LOCKED) "
-    "UPDATE jobs j SET state = CASE WHEN j.attempts >= j.max_attempts THEN 'failed' ELSE 'queued' END, "
-    "finished_at = CASE WHEN j.attempts >= j.max_attempts THEN now() END, run_at = now(), "
-    "locked_by = NULL, locked_at = NULL, lease_until = NULL, owner_key = NULL, last_error = g.why "
-    "FROM gone g WHERE j.id = g.id RETURNING j.id, j.kind, j.state, g.locked_by AS held_by, g.why";
-
-/* Shutdown: the jobs were claimed but their work stopped; the attempt does not count. */
-static const char HANDBACK_SQL[] =
-    "UPDATE jobs SET state = 'queued', locked_by = NULL, locked_at = NULL, lease_until = NULL, "
-    "attempts = greatest(attempts - 1, 0), run_at = now() "
-    "WHERE id = ANY($1::bigint[]) AND locked_by = $2 AND state = 'running' RETURNING id";
-
-static const char DONE_SQL[] =
-    "UPDATE jobs SET state = 'done', finished_at = now(), lease_until = NULL, "
-    "last_error = NULL "
-    "WHERE id = $1::bigint AND locked_by = $2 AND state = 'running' RETURNING state";
-
-/* $3 retry delay (ms), $4 no retry, $5 error. Every CASE reads the row as it was before this UPDATE. */
-static const char FAIL_SQL[] =
-    "UPDATE jobs SET "
-    "state = CASE WHEN $4::boolean OR attempts >= max_attempts THEN 'failed' ELSE 'queued' END, "
-    "finished_at = CASE WHEN $4::boolean OR attempts >= max_attempts THEN now() END, "
-    "run_at = CASE WHEN $4::boolean OR attempts >= max_attempts THEN run_at "
-    "ELSE now() + $3::bigint * interval '1 millisecond' END, "
-    "locked_by = CASE WHEN $4::boolean OR attempts >= max_attempts THEN locked_by END, "
-    "locked_at = CASE WHEN $4::boolean OR attempts >= max_attempts THEN locked_at END, "
-    "lease_until = NULL, last_error = $5 "
-    "WHERE id = $1::bigint AND locked_by = $2 AND state = 'running' RETURNING state";
-
-static const char CANCEL_SQL[] =
-    "UPDATE jobs SET state = 'cancelled', finished_at = now(), lease_until = NULL, "
-    "last_error = $3 "
-    "WHERE id = $1::bigint AND locked_by = $2 AND state = 'running' RETURNING state";
+/* The runner's statements are sql/queries/jobs.sql (jobs_claim, jobs_next_due, jobs_renew, jobs_rescue,
+ * jobs_hand_back, jobs_done, jobs_fail, jobs_cancel, jobs_purge_finished), registered by jobs_prepare. */
 
 /* A final UPDATE that could not run (database unreachable) is sent again on heartbeat ticks; after this many
  * sends the job is let go, and the rescue sweep settles its row once the lease expires. */
@@ -471,18 +400,18 @@ static void send_finish(held_t *h)
     db_stmt_t stmt = {.params = params};
     switch (h->finish) {
     case FINISH_DONE:
-        stmt.sql = DONE_SQL;
+        stmt.name = "jobs_done";
         stmt.nparams = 2;
         break;
     case FINISH_FAIL:
-        stmt.sql = FAIL_SQL;
+        stmt.name = "jobs_fail";
         stmt.nparams = 5;
         params[2] = h->delay_ms;
         params[3] = h->no_retry ? "true" : "false";
         params[4] = h->finish_err;
         break;
     case FINISH_CANCEL:
-        stmt.sql = CANCEL_SQL;
+        stmt.name = "jobs_cancel";
         stmt.nparams = 3;
         params[2] = h->finish_err;
         break;
@@ -603,8 +532,8 @@ static int send_claim(jobs_runner_t *r)
         snprintf(limit, sizeof(limit), "%d", slots);
         const char *cp[] = {buf_cstr(&kinds), buf_cstr(&rooms), limit, r->me, r->lease_text, live_key(r)};
         const char *dp[] = {buf_cstr(&kinds)};
-        db_stmt_t stmts[] = {{.sql = CLAIM_SQL, .nparams = 6, .params = cp},
-                             {.sql = NEXT_DUE_SQL, .nparams = 1, .params = dp}};
+        db_stmt_t stmts[] = {{.name = "jobs_claim", .nparams = 6, .params = cp},
+                             {.name = "jobs_next_due", .nparams = 1, .params = dp}};
         r->claim_limit = slots;
         r->claim_got = 0;
         r->claim_sent_at = uv_now(r->loop);
@@ -712,7 +641,7 @@ static void on_heartbeat(uv_timer_t *t)
         r->hb_sent_at = now;
         for (held_t *j = r->held.head; j != NULL; j = j->next)
             j->hb_seq = r->hb_seq;
-        db_stmt_t stmt = {.sql = HEARTBEAT_SQL, .nparams = 4, .params = params};
+        db_stmt_t stmt = {.name = "jobs_renew", .nparams = 4, .params = params};
         r->hb_q = db_batch(r->pool, &stmt, 1, on_renewed, r);
         if (r->hb_q == NULL)
             log_warn(ACTION_RENEW, "the database pool refused the query; trying on the next tick");
@@ -764,7 +693,8 @@ static void send_rescue(jobs_runner_t *r)
         r->rescue_pending = 1;
         return;
     }
-    db_stmt_t stmt = {.sql = RESCUE_SQL};
+    const char *params[] = {JOBS_LIVENESS_NS_TEXT, LIVENESS_GRACE_S_TEXT, RESCUE_BATCH_TEXT};
+    db_stmt_t stmt = {.name = "jobs_rescue", .nparams = 3, .params = params};
     r->rescue_q = db_batch(r->pool, &stmt, 1, on_rescued, r);
 }
 
@@ -936,7 +866,7 @@ static void send_handback(jobs_runner_t *r)
         count = 0;
     } else if (count > 0) {
         const char *params[] = {ids, r->me};
-        db_stmt_t stmt = {.sql = HANDBACK_SQL, .nparams = 2, .params = params};
+        db_stmt_t stmt = {.name = "jobs_hand_back", .nparams = 2, .params = params};
         r->handback_q = db_batch(r->pool, &stmt, 1, on_handed_back, r);
         if (r->handback_q == NULL) {
             log_error(ACTION_STOP,
