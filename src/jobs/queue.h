@@ -49,10 +49,6 @@
 #define JOBS_STMT_MARK_DONE "jobs_mark_done"
 /** $1 job id, $2 runner id, $3 error: the same, failed for good (no retry). */
 #define JOBS_STMT_MARK_FAILED "jobs_mark_failed"
-/* TRANSITIONAL, until generate.c uses JOBS_STMT_MARK_DONE: the text of jobs_mark_done. */
-#define JOBS_DONE_SQL                                                                                        \
-    "UPDATE jobs SET state = 'done', finished_at = now(), lease_until = NULL, last_error = NULL "            \
-    "WHERE id = $1::bigint AND locked_by = $2 AND state = 'running' RETURNING id"
 
 /* SQL functions (sql/0011_jobs_api.sql) that callers' own statements call, so a conditional or derived
  * enqueue stays one statement ("a delivery for each of these articles that is completed and has an
