@@ -59,7 +59,7 @@
  * cancels the article's active job of that kind (its runner stops it at the next lease renewal); returns how
  * many (0 or 1). */
 
-/** Registers the statements above and the runner's purge (sql/queries/jobs.sql) with the pool, before
+/** Registers the statements above and the runner's own (all of sql/queries/jobs.sql) with the pool, before
  * db_pool_start. A pool that runs a jobs runner, or batches with JOBS_STMT_*, needs them. Returns 0 or -1. */
 int jobs_prepare(db_pool_t *pool);
 
