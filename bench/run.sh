@@ -126,7 +126,7 @@ rows=$("$pg_bin/psql" -X -At -v ON_ERROR_STOP=1 -d "$db_url" -f "$work/get.sql" 
 [ "$rows" = 2 ] || { echo "bench/run.sh: get.sql returned $rows rows, not 2" >&2; exit 1; }
 
 # POST /articles: the create batch of src/http/articles.c create_run (no Idempotency-Key, no integration):
-# article_insert, article_enqueue_generate, article_get in one pipeline with one sync, so one implicit
+# article_insert, jobs_enqueue_many (kind generate_article), article_get in one pipeline with one sync, so one implicit
 # transaction, as the server sends it. Each transaction needs a new article id: a per-client counter k (-D
 # k=0) and :client_id make n, the id is 00000000-0000-4000-8000-<n as 12 digits>. The request's defaults
 # (src/http/articles.c article_options_parse) fill the other parameters.
@@ -134,10 +134,10 @@ id_expr="('00000000-0000-4000-8000-' || lpad(:n::text, 12, '0'))::uuid"
 ids_expr="('{00000000-0000-4000-8000-' || lpad(:n::text, 12, '0') || '}')"
 {
   printf '\\set k :k + 1\n\\set n :client_id * 1000000000 + :k\n\\startpipeline\n'
-  build-bench/inkloop sql article_insert article_enqueue_generate article_get |
+  build-bench/inkloop sql article_insert jobs_enqueue_many article_get |
     bind "$id_expr" "$(lit "$user_id")" "$(lit "$query")" "$(lit General)" "$(lit 600)" "$(lit 5)" NULL NULL \
       "$(lit UTC)" NULL "$(lit en)" "$(lit "$credits_per_article")" \
-      -- "$ids_expr" \
+      -- "$(lit generate_article)" "$ids_expr" \
       -- "$id_expr" "$(lit "$user_id")"
   printf '\\endpipeline\n'
 } >"$work/create.sql"

@@ -62,8 +62,8 @@ static void usage(FILE *out)
 /* Registers every module's prepared statements: the one list serve and `inkloop sql` share. */
 static int register_statements(db_pool_t *db)
 {
-    return http_prepare_statements(db) != 0 || generate_prepare(db) != 0 || deliver_prepare(db) != 0 ||
-                   sched_prepare(db) != 0
+    return jobs_prepare(db) != 0 || http_prepare_statements(db) != 0 || generate_prepare(db) != 0 ||
+                   deliver_prepare(db) != 0 || sched_prepare(db) != 0
                ? -1
                : 0;
 }

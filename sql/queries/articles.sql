@@ -70,11 +70,6 @@ VALUES ($1, $2, $3, $3, $4, $5::int, $6::int, inkloop_ts($7, $8, $9), $9, $10::u
         CASE WHEN $12::int > 0 THEN credits_charge($2, $12::int, $1, 1, 'Article generation') END,
         $12::int);
 
--- name: article_enqueue_generate
--- At most one active generation per article (jobs_active_per_article_key): a duplicate is a no-op.
-INSERT INTO jobs (kind, article_id) SELECT 'generate_article', unnest($1::uuid[])
- ON CONFLICT (article_id, kind) WHERE state IN ('queued', 'running') DO NOTHING;
-
 -- name: article_patch
 -- PATCH: null/absent fields keep their value. $3 content, $4 topic, $5 category, $6-$7 scheduled_at (read
 -- in the article's own timezone when it has no offset), $8 integration, $9-$10 the content's HTML and word
@@ -106,14 +101,11 @@ UPDATE articles
  WHERE id = $1 AND user_id = $2 RETURNING id;
 
 -- name: article_patch_delivery
--- After a PATCH that moved the delivery time ($3), the queued delivery job follows it; the deliverer
--- (src/webhook/deliver.c) runs it at run_at.
-INSERT INTO jobs (kind, article_id, run_at)
- SELECT 'deliver_webhook', id, next_delivery_at FROM articles
-  WHERE id = $1 AND user_id = $2 AND $3::bool AND status = 'completed'
-    AND webhook_integration_id IS NOT NULL AND next_delivery_at IS NOT NULL
- ON CONFLICT (article_id, kind) WHERE state IN ('queued', 'running')
- DO UPDATE SET run_at = EXCLUDED.run_at WHERE jobs.state = 'queued';
+-- After a PATCH that moved the delivery time ($3), the queued delivery job follows it (or one is queued);
+-- the deliverer (src/webhook/deliver.c) runs it at run_at. $4 JOBS_KIND_DELIVER.
+SELECT jobs_enqueue($4, id, next_delivery_at, 'move') AS job FROM articles
+ WHERE id = $1 AND user_id = $2 AND $3::bool AND status = 'completed'
+   AND webhook_integration_id IS NOT NULL AND next_delivery_at IS NOT NULL;
 
 -- name: article_refund_generating
 -- DELETE of an article still generating: refund its current charge first (credits_refund is idempotent, and
@@ -123,9 +115,9 @@ WITH a AS (SELECT id, charge_txn_id FROM articles
 SELECT credits_refund(a.charge_txn_id, 'Article cancelled') AS refunded FROM a;
 
 -- name: article_cancel_jobs
-UPDATE jobs SET state = 'cancelled', finished_at = now(), last_error = 'article deleted'
- WHERE article_id = $1 AND kind = 'generate_article' AND state IN ('queued', 'running')
-   AND EXISTS (SELECT 1 FROM articles WHERE id = $1 AND user_id = $2);
+-- The generation of an article being deleted stops (its runner finds out at its next lease renewal).
+-- $3 JOBS_KIND_GENERATE.
+SELECT jobs_cancel_active(id, $3, 'article deleted') AS cancelled FROM articles WHERE id = $1 AND user_id = $2;
 
 -- name: article_delete
 DELETE FROM articles WHERE id = $1 AND user_id = $2 RETURNING id;
@@ -168,9 +160,8 @@ UPDATE articles SET posting_attempt_count = 0, last_posting_error = NULL, next_d
 -- name: article_enqueue_delivery
 -- "Deliver now": a queued delivery job is pulled forward rather than duplicated; the deliverer
 -- (src/webhook/deliver.c) runs it.
-INSERT INTO jobs (kind, article_id) VALUES ('deliver_webhook', $1)
- ON CONFLICT (article_id, kind) WHERE state IN ('queued', 'running')
- DO UPDATE SET run_at = least(jobs.run_at, EXCLUDED.run_at);
+-- $2 JOBS_KIND_DELIVER.
+SELECT jobs_enqueue($2, $1::uuid, now(), 'earlier') AS job;
 
 -- name: article_exists
 SELECT EXISTS (SELECT 1 FROM articles WHERE id = $1 AND user_id = $2) AS found;
@@ -247,20 +238,15 @@ u AS (
   RETURNING a.id, a.status, o.status AS old_status, a.next_delivery_at, a.webhook_integration_id
 ),
 j AS (
-  -- the in-process generation job, when the article stopped generating
-  UPDATE jobs SET state = 'cancelled', finished_at = now(), last_error = 'completed outside the process'
-   WHERE kind = 'generate_article' AND state IN ('queued', 'running')
-     AND article_id IN (SELECT id FROM u WHERE article_is_generating(old_status)
-                                           AND status IN ('completed', 'failed'))
-  RETURNING id
+  -- the in-process generation job ($9 JOBS_KIND_GENERATE), when the article stopped generating
+  SELECT jobs_cancel_active(id, $9, 'completed outside the process') AS n FROM u
+   WHERE article_is_generating(old_status) AND status IN ('completed', 'failed')
 ),
 d AS (
-  -- its delivery, when it was completed now
-  INSERT INTO jobs (kind, article_id, run_at)
-  SELECT 'deliver_webhook', id, next_delivery_at FROM u
+  -- its delivery ($10 JOBS_KIND_DELIVER), when it was completed now
+  SELECT jobs_enqueue($10, id, next_delivery_at) AS job FROM u
    WHERE article_is_generating(old_status) AND status = 'completed' AND webhook_integration_id IS NOT NULL
-  ON CONFLICT (article_id, kind) WHERE state IN ('queued', 'running') DO NOTHING RETURNING id
 )
 SELECT (SELECT count(*) FROM o) AS found, (SELECT count(*) FROM u) AS changed,
-       (SELECT count(*) FROM j) AS cancelled, (SELECT count(*) FROM d) AS deliveries,
+       (SELECT coalesce(sum(n), 0) FROM j) AS cancelled, (SELECT count(job) FROM d) AS deliveries,
        (SELECT count(*) FROM chk) AS checked;

@@ -63,11 +63,10 @@ UPDATE credit_transactions t SET tokens_consumed = a.tokens_used FROM articles a
  WHERE a.id = $1 AND t.id = a.charge_txn_id;
 
 -- name: gen_enqueue_delivery
--- Delivery is a job due at scheduled_at (or now): the runner's timer starts it to the second.
-INSERT INTO jobs (kind, article_id, run_at)
- SELECT 'deliver_webhook', a.id, coalesce(a.scheduled_at, now()) FROM articles a
-  WHERE a.id = $1 AND a.status = 'completed' AND a.webhook_integration_id IS NOT NULL
- ON CONFLICT (article_id, kind) WHERE state IN ('queued', 'running') DO NOTHING;
+-- Delivery is a job due at scheduled_at (or now): the runner's timer starts it to the second. $2
+-- JOBS_KIND_DELIVER.
+SELECT jobs_enqueue($2, a.id, coalesce(a.scheduled_at, now())) AS job FROM articles a
+ WHERE a.id = $1 AND a.status = 'completed' AND a.webhook_integration_id IS NOT NULL;
 
 -- name: gen_fail
 -- $2 the error, $3-$4 the tokens the failed attempt consumed. The current charge is refunded (idempotent).
@@ -77,26 +76,17 @@ UPDATE articles SET status = 'failed', error_message = $2, progress_detail = NUL
        credits_charged = credits_charged - credits_refund(charge_txn_id, 'Refund: article generation failed')
  WHERE id = $1 AND article_is_generating(status) RETURNING id;
 
--- name: gen_job_failed
-UPDATE jobs SET state = 'failed', finished_at = now(), lease_until = NULL, last_error = $3
- WHERE id = $1::bigint AND locked_by = $2 AND state = 'running';
-
 -- name: gen_sweep
 -- Articles still "generating" whose generation job ended (failed after losing its process too often, or
--- cancelled) would wait forever: they fail with the job's error and get their credit back. The condition on
+-- cancelled) would wait forever: they fail with the job's error and get their credit back. $1
+-- JOBS_KIND_GENERATE. The condition on
 -- status is the predicate of articles_generating_idx, so the sweep reads only those articles.
 UPDATE articles a SET status = 'failed', progress_detail = NULL,
        error_message = coalesce((SELECT j.last_error FROM jobs j WHERE j.article_id = a.id
-                                   AND j.kind = 'generate_article' ORDER BY j.id DESC LIMIT 1),
+                                   AND j.kind = $1 ORDER BY j.id DESC LIMIT 1),
                                 'Generation stopped'),
        credits_charged = a.credits_charged - credits_refund(a.charge_txn_id, 'Refund: article generation failed')
  WHERE article_is_generating(a.status) AND a.updated_at < now() - interval '1 minute'
-   AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.article_id = a.id AND j.kind = 'generate_article'
+   AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.article_id = a.id AND j.kind = $1
                     AND j.state IN ('queued', 'running'))
  RETURNING a.id;
-
--- name: gen_purge_jobs
--- Finished jobs are kept a week for inspection, then purged in bounded batches (jobs_finished_idx), so the
--- queue table and the /metrics count over it stay small.
-DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE state IN ('done', 'failed', 'cancelled')
-                                AND finished_at < now() - interval '7 days' LIMIT 5000);

@@ -52,9 +52,7 @@ UPDATE campaign_sched_claims SET claimed_until = now()
  WHERE claimed_by = $1 AND claimed_until > now();
 
 -- name: sched_enqueue
--- The generation jobs of the articles the commit created: JOBS_ENQUEUE_SQL's insert for a set of articles
--- (ids of articles not created simply match nothing).
-INSERT INTO jobs (kind, article_id)
- SELECT 'generate_article', a.id FROM articles a WHERE a.id = ANY($1::uuid[])
- ON CONFLICT (article_id, kind) WHERE state IN ('queued', 'running') DO NOTHING;
+-- The generation jobs ($2 JOBS_KIND_GENERATE) of the articles the commit created (ids of articles not created
+-- simply match nothing).
+SELECT count(jobs_enqueue($2, a.id)) AS enqueued FROM articles a WHERE a.id = ANY($1::uuid[]);
 

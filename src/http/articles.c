@@ -11,6 +11,7 @@
 #include "http/credits.h"
 #include "http/idempotency.h"
 #include "http/timezones.h"
+#include "jobs/queue.h"
 #include "queries.h"
 
 #include <stdio.h>
@@ -391,7 +392,7 @@ static void create_run(void *op)
                               integration,
                               o->language,
                               credits};
-    const char *p_job[] = {ids};
+    const char *p_job[] = {JOBS_KIND_GENERATE, ids};
     const char *p_get[] = {c->id, req->user_id};
     db_stmt_t stmts[6];
     size_t k = 0;
@@ -401,7 +402,7 @@ static void create_run(void *op)
     if (integration != NULL)
         stmts[k++] = (db_stmt_t){"integration_require", NULL, 2, p_integ};
     stmts[k++] = (db_stmt_t){"article_insert", NULL, 12, p_insert};
-    stmts[k++] = (db_stmt_t){"article_enqueue_generate", NULL, 1, p_job};
+    stmts[k++] = (db_stmt_t){JOBS_STMT_ENQUEUE_MANY, NULL, 2, p_job};
     stmts[k++] = (db_stmt_t){"article_get", NULL, 2, p_get};
     if (db_batch(req->app->db, stmts, k, on_created, c) == NULL) {
         kit_db_busy(req);
@@ -605,7 +606,7 @@ void articles_patch(http_req_t *req)
                              html,
                              content ? words : NULL,
                              h1};
-    const char *p_delivery[] = {id, req->user_id, has_ts || has_integ ? "t" : "f"};
+    const char *p_delivery[] = {id, req->user_id, has_ts || has_integ ? "t" : "f", JOBS_KIND_DELIVER};
     const char *p_get[] = {id, req->user_id};
     db_stmt_t stmts[5];
     size_t k = 0;
@@ -613,7 +614,7 @@ void articles_patch(http_req_t *req)
         stmts[k++] = (db_stmt_t){"integration_require", NULL, 2, p_integ};
     stmts[k++] = (db_stmt_t){"article_patch", NULL, 11, p_patch};
     if (has_ts || has_integ)
-        stmts[k++] = (db_stmt_t){"article_patch_delivery", NULL, 3, p_delivery};
+        stmts[k++] = (db_stmt_t){"article_patch_delivery", NULL, 4, p_delivery};
     stmts[k++] = (db_stmt_t){"article_get", NULL, 2, p_get};
     if (db_batch(req->app->db, stmts, k, on_patched, req) == NULL)
         kit_db_busy(req);
@@ -647,11 +648,12 @@ void articles_delete(http_req_t *req)
     if (kit_path_uuid(req, 0, "article_id", id) != 0)
         return;
     const char *params[] = {id, req->user_id};
+    const char *p_cancel[] = {id, req->user_id, JOBS_KIND_GENERATE};
     /* Refund and cancel before the delete, in one transaction: the article never disappears holding a charge.
      */
     db_stmt_t stmts[] = {
         {"article_refund_generating", NULL, 2, params},
-        {"article_cancel_jobs", NULL, 2, params},
+        {"article_cancel_jobs", NULL, 3, p_cancel},
         {"article_delete", NULL, 2, params},
     };
     if (db_batch(req->app->db, stmts, 3, on_deleted, req) == NULL)
@@ -681,11 +683,11 @@ void articles_retry(http_req_t *req)
     snprintf(ids, sizeof(ids), "{%s}", id);
     const char *params[] = {id, req->user_id};
     const char *p_retry[] = {id, req->user_id, credits};
-    const char *p_job[] = {ids};
+    const char *p_job[] = {JOBS_KIND_GENERATE, ids};
     db_stmt_t stmts[] = {
         {"article_retry_check", NULL, 2, params},
         {"article_retry", NULL, 3, p_retry},
-        {"article_enqueue_generate", NULL, 1, p_job},
+        {JOBS_STMT_ENQUEUE_MANY, NULL, 2, p_job},
         {"article_get", NULL, 2, params},
     };
     if (db_batch(req->app->db, stmts, 4, on_retried, req) == NULL)
@@ -710,11 +712,11 @@ void articles_deliver(http_req_t *req)
     if (kit_path_uuid(req, 0, "article_id", id) != 0)
         return;
     const char *params[] = {id, req->user_id};
-    const char *p_job[] = {id};
+    const char *p_job[] = {id, JOBS_KIND_DELIVER};
     db_stmt_t stmts[] = {
         {"article_deliver_check", NULL, 2, params},
         {"article_deliver", NULL, 2, params},
-        {"article_enqueue_delivery", NULL, 1, p_job},
+        {"article_enqueue_delivery", NULL, 2, p_job},
     };
     if (db_batch(req->app->db, stmts, 3, on_deliver, req) == NULL)
         kit_db_busy(req);
@@ -847,8 +849,17 @@ void articles_internal_complete(http_req_t *req)
     char words[24];
     snprintf(words, sizeof(words), "%d", content ? markdown_word_count(content, strlen(content)) : 0);
     char *h1 = content ? markdown_title(content) : NULL;
-    const char *params[] = {id, tok, status, content, error, html, content ? words : NULL, h1};
-    if (db_query(req->app->db, "article_complete", 8, params, on_completed, req) == NULL)
+    const char *params[] = {id,
+                            tok,
+                            status,
+                            content,
+                            error,
+                            html,
+                            content ? words : NULL,
+                            h1,
+                            JOBS_KIND_GENERATE,
+                            JOBS_KIND_DELIVER};
+    if (db_query(req->app->db, "article_complete", 10, params, on_completed, req) == NULL)
         kit_db_busy(req);
     free(html);
     free(h1);

@@ -6,6 +6,7 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "http/kit.h"
+#include "jobs/queue.h"
 #include "net/net.h"
 #include "queries.h"
 
@@ -20,7 +21,7 @@ extern const size_t ops_openapi_json_len;
 /* The kinds and states sql/0001_init.sql allows. Each pair is always exported (0 when there are none), so a
  * dashboard's series do not vanish when a state empties; pairs the query returns beyond these (a later
  * migration's new kind) are exported as well. */
-static const char *const job_kinds[] = {"generate_article", "deliver_webhook"};
+static const char *const job_kinds[] = {JOBS_KIND_GENERATE, JOBS_KIND_DELIVER};
 static const char *const job_states[] = {"queued", "running", "done", "failed", "cancelled"};
 #define NKINDS (sizeof(job_kinds) / sizeof(job_kinds[0]))
 #define NSTATES (sizeof(job_states) / sizeof(job_states[0]))

@@ -7,6 +7,7 @@
 #include "http/articles.h"
 #include "http/idempotency.h"
 #include "http/kit.h"
+#include "jobs/queue.h"
 #include "queries.h"
 
 #include <stdio.h>
@@ -198,7 +199,7 @@ static void batch_run(void *op)
                               integration,
                               o->language,
                               credits};
-    const char *p_jobs[] = {articles};
+    const char *p_jobs[] = {JOBS_KIND_GENERATE, articles};
     char **id_list = xmalloc(b->n * sizeof(*id_list));
     for (size_t i = 0; i < b->n; i++)
         id_list[i] = b->article_ids[i];
@@ -213,7 +214,7 @@ static void batch_run(void *op)
     if (integration != NULL)
         stmts[k++] = (db_stmt_t){"integration_require", NULL, 2, p_integ};
     stmts[k++] = (db_stmt_t){"titles_insert_articles", NULL, 12, p_insert};
-    stmts[k++] = (db_stmt_t){"article_enqueue_generate", NULL, 1, p_jobs};
+    stmts[k++] = (db_stmt_t){JOBS_STMT_ENQUEUE_MANY, NULL, 2, p_jobs};
     if (db_batch(req->app->db, stmts, k, on_batch_done, b) == NULL) {
         kit_db_busy(req);
         batch_free(b);

@@ -6,7 +6,7 @@
  * claim. Each held job (JOB_STATES) is running in its handler, or waiting for its final UPDATE. Housekeeping
  * that runs beside the claim loop is timer driven, one query in flight each: the heartbeat renews the leases
  * of every held job in one UPDATE (and notices jobs that are no longer ours), the rescue sweep returns
- * expired jobs to the queue.
+ * expired jobs to the queue, and the purge deletes jobs finished over a week ago.
  *
  * Callbacks into handlers (start_cb, cancel_cb) run from timer, poll and query callbacks only. runner_advance
  * is reentrant-safe: a call from inside one of those callbacks (a handler finishing a job inside start_cb,
@@ -17,6 +17,7 @@
 #include "core/buf.h"
 #include "core/log.h"
 #include "db/listen.h"
+#include "queries.h"
 
 #include <inttypes.h>
 #include <stdlib.h>
@@ -35,6 +36,9 @@
 /* Rows one rescue takes; a full batch sweeps again at once. */
 #define RESCUE_BATCH 100
 #define RESCUE_BATCH_TEXT "100"
+/* Rows one purge deletes (jobs_purge_finished); a full batch purges again at once. */
+#define PURGE_BATCH 5000
+#define PURGE_BATCH_TEXT "5000"
 
 static const char ACTION_CLAIM[] = "claiming jobs";
 static const char ACTION_RENEW[] = "renewing leases";
@@ -42,80 +46,10 @@ static const char ACTION_RESCUE[] = "rescuing jobs with expired leases";
 static const char ACTION_FINISH[] = "recording a job's outcome";
 static const char ACTION_STOP[] = "handing jobs back to the queue";
 static const char ACTION_DRAIN[] = "letting running jobs finish before stopping";
+static const char ACTION_PURGE[] = "purging finished jobs";
 
-/* Claims due jobs of the kinds with room ($1 kinds, $2 room per kind), $3 in all, oldest run_at first. The
- * per-kind LATERAL keeps each kind within its own limit; SKIP LOCKED lets several claimers pass each other,
- * and the locked row's state is checked again after the lock (READ COMMITTED re-evaluates the WHERE clause),
- * so a job claimed by another process meanwhile is never claimed twice. */
-static const char CLAIM_SQL[] =
-    "WITH room AS (SELECT k.kind, k.n FROM unnest($1::text[], $2::int[]) AS k(kind, n)), "
-    "picked AS (SELECT c.id FROM room CROSS JOIN LATERAL ("
-    "SELECT j.id, j.run_at FROM jobs j WHERE j.state = 'queued' AND j.run_at <= now() AND j.kind = room.kind "
-    "ORDER BY j.run_at, j.id LIMIT room.n FOR UPDATE SKIP LOCKED) c ORDER BY c.run_at, c.id LIMIT $3::int) "
-    "UPDATE jobs SET state = 'running', attempts = attempts + 1, locked_by = $4, locked_at = now(), "
-    "lease_until = now() + $5::bigint * interval '1 millisecond', owner_key = $6::int "
-    "WHERE id IN (SELECT id FROM picked) AND state = 'queued' "
-    "RETURNING id, kind, article_id, payload::text AS payload, attempts, max_attempts";
-
-/* In the claim's transaction: per kind, how long until its earliest queued job is due (NULL: none queued), so
- * a delayed job starts on time without waiting for the poll. One ordered index probe per kind. */
-static const char NEXT_DUE_SQL[] =
-    "SELECT k.kind, ceil(extract(epoch FROM (SELECT j.run_at FROM jobs j WHERE j.state = 'queued' "
-    "AND j.kind = k.kind ORDER BY j.run_at LIMIT 1) - now()) * 1000)::bigint AS due_ms "
-    "FROM unnest($1::text[]) AS k(kind)";
-
-/* $4: our liveness key while our session holds it (jobs claimed while it did not get it now), NULL: kept. */
-static const char HEARTBEAT_SQL[] =
-    "UPDATE jobs SET lease_until = now() + $3::bigint * interval '1 millisecond', "
-    "owner_key = coalesce($4::int, owner_key) "
-    "WHERE id = ANY($1::bigint[]) AND locked_by = $2 AND state = 'running' RETURNING id";
-
-/* Jobs whose holder is gone: its database session no longer holds the liveness lock stamped on the row
- * (owner_key: the process died, or lost its session), or its lease expired (a hung process, or one that never
- * got its lock). pg_locks shows the locks of every session, whoever the user; only sessions of this database
- * count (not in the first LIVENESS_GRACE_S after the server started). SKIP LOCKED so sweeps of several
- * processes split the work, and a row being finished right now by its holder is left to it. */
-static const char RESCUE_SQL[] =
-    "WITH live AS (SELECT l.objid FROM pg_locks l WHERE l.locktype = 'advisory' AND l.granted "
-    "AND l.classid = " JOBS_LIVENESS_NS_TEXT "::oid AND l.objsubid = 2 "
-    "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())), "
-    "gone AS (SELECT id, locked_by, CASE WHEN lease_until < now() THEN 'lease expired' "
-    "ELSE 'its process is gone' END AS why FROM jobs WHERE state = 'running' AND (lease_until < now() "
-    "OR (owner_key IS NOT NULL AND owner_key::oid NOT IN (SELECT objid FROM live) "
-    "AND now() - pg_postmaster_start_time() > interval '" LIVENESS_GRACE_S_TEXT " seconds')) "
-    "ORDER BY lease_until LIMIT " RESCUE_BATCH_TEXT " FOR UPDATE SKIP LOCKED) "
-    "UPDATE jobs j SET state = CASE WHEN j.attempts >= j.max_attempts THEN 'failed' ELSE 'queued' END, "
-    "finished_at = CASE WHEN j.attempts >= j.max_attempts THEN now() END, run_at = now(), "
-    "locked_by = NULL, locked_at = NULL, lease_until = NULL, owner_key = NULL, last_error = g.why "
-    "FROM gone g WHERE j.id = g.id RETURNING j.id, j.kind, j.state, g.locked_by AS held_by, g.why";
-
-/* Shutdown: the jobs were claimed but their work stopped; the attempt does not count. */
-static const char HANDBACK_SQL[] =
-    "UPDATE jobs SET state = 'queued', locked_by = NULL, locked_at = NULL, lease_until = NULL, "
-    "attempts = greatest(attempts - 1, 0), run_at = now() "
-    "WHERE id = ANY($1::bigint[]) AND locked_by = $2 AND state = 'running' RETURNING id";
-
-static const char DONE_SQL[] =
-    "UPDATE jobs SET state = 'done', finished_at = now(), lease_until = NULL, "
-    "last_error = NULL "
-    "WHERE id = $1::bigint AND locked_by = $2 AND state = 'running' RETURNING state";
-
-/* $3 retry delay (ms), $4 no retry, $5 error. Every CASE reads the row as it was before this UPDATE. */
-static const char FAIL_SQL[] =
-    "UPDATE jobs SET "
-    "state = CASE WHEN $4::boolean OR attempts >= max_attempts THEN 'failed' ELSE 'queued' END, "
-    "finished_at = CASE WHEN $4::boolean OR attempts >= max_attempts THEN now() END, "
-    "run_at = CASE WHEN $4::boolean OR attempts >= max_attempts THEN run_at "
-    "ELSE now() + $3::bigint * interval '1 millisecond' END, "
-    "locked_by = CASE WHEN $4::boolean OR attempts >= max_attempts THEN locked_by END, "
-    "locked_at = CASE WHEN $4::boolean OR attempts >= max_attempts THEN locked_at END, "
-    "lease_until = NULL, last_error = $5 "
-    "WHERE id = $1::bigint AND locked_by = $2 AND state = 'running' RETURNING state";
-
-static const char CANCEL_SQL[] =
-    "UPDATE jobs SET state = 'cancelled', finished_at = now(), lease_until = NULL, "
-    "last_error = $3 "
-    "WHERE id = $1::bigint AND locked_by = $2 AND state = 'running' RETURNING state";
+/* The runner's statements are sql/queries/jobs.sql (jobs_claim, jobs_next_due, jobs_renew, jobs_rescue,
+ * jobs_hand_back, jobs_done, jobs_fail, jobs_cancel, jobs_purge_finished), registered by jobs_prepare. */
 
 /* A final UPDATE that could not run (database unreachable) is sent again on heartbeat ticks; after this many
  * sends the job is let go, and the rescue sweep settles its row once the lease expires. */
@@ -221,7 +155,7 @@ struct st_jobs_runner_t {
     held_list_t held;
     held_list_t fresh; /* claimed by the last claim, not yet started */
     db_listen_t *listen;
-    db_query_t *claim_q, *hb_q, *rescue_q, *handback_q;
+    db_query_t *claim_q, *hb_q, *rescue_q, *handback_q, *purge_q;
     char *claim_err; /* the last claim's failure, read by advance */
     int claim_limit, claim_got;
     uint64_t claim_sent_at;
@@ -234,6 +168,7 @@ struct st_jobs_runner_t {
     uv_timer_t due_timer;    /* the next run_at, or a retry soon */
     uv_timer_t hb_timer;     /* lease renewal */
     uv_timer_t rescue_timer; /* expired-lease sweep */
+    uv_timer_t purge_timer;  /* purge of old finished jobs */
     int handles;
     uint32_t rng;
     jobs_stats_t stats;
@@ -465,18 +400,18 @@ static void send_finish(held_t *h)
     db_stmt_t stmt = {.params = params};
     switch (h->finish) {
     case FINISH_DONE:
-        stmt.sql = DONE_SQL;
+        stmt.name = "jobs_done";
         stmt.nparams = 2;
         break;
     case FINISH_FAIL:
-        stmt.sql = FAIL_SQL;
+        stmt.name = "jobs_fail";
         stmt.nparams = 5;
         params[2] = h->delay_ms;
         params[3] = h->no_retry ? "true" : "false";
         params[4] = h->finish_err;
         break;
     case FINISH_CANCEL:
-        stmt.sql = CANCEL_SQL;
+        stmt.name = "jobs_cancel";
         stmt.nparams = 3;
         params[2] = h->finish_err;
         break;
@@ -597,8 +532,8 @@ static int send_claim(jobs_runner_t *r)
         snprintf(limit, sizeof(limit), "%d", slots);
         const char *cp[] = {buf_cstr(&kinds), buf_cstr(&rooms), limit, r->me, r->lease_text, live_key(r)};
         const char *dp[] = {buf_cstr(&kinds)};
-        db_stmt_t stmts[] = {{.sql = CLAIM_SQL, .nparams = 6, .params = cp},
-                             {.sql = NEXT_DUE_SQL, .nparams = 1, .params = dp}};
+        db_stmt_t stmts[] = {{.name = "jobs_claim", .nparams = 6, .params = cp},
+                             {.name = "jobs_next_due", .nparams = 1, .params = dp}};
         r->claim_limit = slots;
         r->claim_got = 0;
         r->claim_sent_at = uv_now(r->loop);
@@ -706,7 +641,7 @@ static void on_heartbeat(uv_timer_t *t)
         r->hb_sent_at = now;
         for (held_t *j = r->held.head; j != NULL; j = j->next)
             j->hb_seq = r->hb_seq;
-        db_stmt_t stmt = {.sql = HEARTBEAT_SQL, .nparams = 4, .params = params};
+        db_stmt_t stmt = {.name = "jobs_renew", .nparams = 4, .params = params};
         r->hb_q = db_batch(r->pool, &stmt, 1, on_renewed, r);
         if (r->hb_q == NULL)
             log_warn(ACTION_RENEW, "the database pool refused the query; trying on the next tick");
@@ -765,13 +700,50 @@ static void send_rescue(jobs_runner_t *r)
         r->rescue_pending = 1;
         return;
     }
-    db_stmt_t stmt = {.sql = RESCUE_SQL};
+    const char *params[] = {JOBS_LIVENESS_NS_TEXT, LIVENESS_GRACE_S_TEXT, RESCUE_BATCH_TEXT};
+    db_stmt_t stmt = {.name = "jobs_rescue", .nparams = 3, .params = params};
     r->rescue_q = db_batch(r->pool, &stmt, 1, on_rescued, r);
 }
 
 static void on_rescue_tick(uv_timer_t *t)
 {
     send_rescue(t->data);
+}
+
+static void send_purge(jobs_runner_t *r);
+
+static void on_purged(const db_result_t *results, size_t n, void *data)
+{
+    jobs_runner_t *r = data;
+    r->purge_q = NULL;
+    const db_result_t *res = &results[n - 1];
+    if (res->err != NULL) {
+        log_warn(ACTION_PURGE, "%s; trying again at the next sweep", res->err);
+        return;
+    }
+    long purged = atol(PQcmdTuples(res->res));
+    if (purged <= 0)
+        return;
+    r->stats.purged += (uint64_t)purged;
+    log_info(ACTION_PURGE, "%ld job(s) finished over 7 days ago removed", purged);
+    if (purged >= PURGE_BATCH)
+        send_purge(r);
+}
+
+static void send_purge(jobs_runner_t *r)
+{
+    if (r->state >= RUNNER_STOPPING || r->purge_q != NULL)
+        return;
+    const char *params[] = {PURGE_BATCH_TEXT};
+    db_stmt_t stmt = {.name = "jobs_purge_finished", .nparams = 1, .params = params};
+    r->purge_q = db_batch(r->pool, &stmt, 1, on_purged, r);
+    if (r->purge_q == NULL)
+        log_debug(ACTION_PURGE, "the database pool refused the query; trying at the next sweep");
+}
+
+static void on_purge_tick(uv_timer_t *t)
+{
+    send_purge(t->data);
 }
 
 /* ---- LISTEN ---- */
@@ -867,7 +839,8 @@ static void on_listen_closed(void *data)
 
 static void close_handles(jobs_runner_t *r)
 {
-    uv_timer_t *timers[] = {&r->state_timer, &r->poll_timer, &r->due_timer, &r->hb_timer, &r->rescue_timer};
+    uv_timer_t *timers[] = {&r->state_timer, &r->poll_timer,   &r->due_timer,
+                            &r->hb_timer,    &r->rescue_timer, &r->purge_timer};
     for (size_t i = 0; i < sizeof(timers) / sizeof(timers[0]); i++) {
         check_uv(uv_timer_stop(timers[i]), "stopping a timer");
         uv_close((uv_handle_t *)timers[i], on_handle_closed);
@@ -900,7 +873,7 @@ static void send_handback(jobs_runner_t *r)
         count = 0;
     } else if (count > 0) {
         const char *params[] = {ids, r->me};
-        db_stmt_t stmt = {.sql = HANDBACK_SQL, .nparams = 2, .params = params};
+        db_stmt_t stmt = {.name = "jobs_hand_back", .nparams = 2, .params = params};
         r->handback_q = db_batch(r->pool, &stmt, 1, on_handed_back, r);
         if (r->handback_q == NULL) {
             log_error(ACTION_STOP,
@@ -928,11 +901,13 @@ static int begin_stop(jobs_runner_t *r)
     check_uv(uv_timer_stop(&r->poll_timer), "stopping the poll timer");
     check_uv(uv_timer_stop(&r->due_timer), "stopping the next-run timer");
     check_uv(uv_timer_stop(&r->rescue_timer), "stopping the rescue sweep");
+    check_uv(uv_timer_stop(&r->purge_timer), "stopping the purge");
     /* Their answers no longer matter: a renewal racing the hand-back finds the rows queued and changes
-     * nothing, and a sweep only touches expired rows. */
+     * nothing, a sweep only touches expired rows, and a purge only rows finished long ago. */
     db_query_cancel(r->hb_q);
     db_query_cancel(r->rescue_q);
-    r->hb_q = r->rescue_q = NULL;
+    db_query_cancel(r->purge_q);
+    r->hb_q = r->rescue_q = r->purge_q = NULL;
     held_t *h;
     while ((h = r->fresh.head) != NULL) {
         list_remove(&r->fresh, h);
@@ -1157,6 +1132,11 @@ static void runner_advance(jobs_runner_t *r)
 
 /* ---- the interface ---- */
 
+int jobs_prepare(db_pool_t *pool)
+{
+    return db_pool_prepare_all(pool, queries_jobs, queries_jobs_count);
+}
+
 jobs_runner_t *jobs_runner_create(uv_loop_t *loop, db_pool_t *pool, const jobs_config_t *cfg)
 {
     jobs_runner_t *r = xcalloc(1, sizeof(*r));
@@ -1174,6 +1154,8 @@ jobs_runner_t *jobs_runner_create(uv_loop_t *loop, db_pool_t *pool, const jobs_c
         c->poll_interval_ms = 5000;
     if (c->rescue_interval_ms <= 0)
         c->rescue_interval_ms = 10000;
+    if (c->purge_interval_ms <= 0)
+        c->purge_interval_ms = 60000;
     if (c->retry_base_ms <= 0)
         c->retry_base_ms = 10000;
     if (c->retry_max_ms <= 0)
@@ -1230,12 +1212,13 @@ jobs_runner_t *jobs_runner_create(uv_loop_t *loop, db_pool_t *pool, const jobs_c
             return NULL;
         }
     }
-    uv_timer_t *timers[] = {&r->state_timer, &r->poll_timer, &r->due_timer, &r->hb_timer, &r->rescue_timer};
+    uv_timer_t *timers[] = {&r->state_timer, &r->poll_timer,   &r->due_timer,
+                            &r->hb_timer,    &r->rescue_timer, &r->purge_timer};
     for (size_t i = 0; i < sizeof(timers) / sizeof(timers[0]); i++) {
         check_uv(uv_timer_init(loop, timers[i]), "creating a timer");
         timers[i]->data = r;
     }
-    r->handles = 5 + (r->listen != NULL);
+    r->handles = (int)(sizeof(timers) / sizeof(timers[0])) + (r->listen != NULL);
     r->state = RUNNER_NEW;
     return r;
 }
@@ -1298,6 +1281,9 @@ void jobs_runner_start(jobs_runner_t *r)
     uint64_t first = (uint64_t)r->cfg.rescue_interval_ms / 4 + next_random(r) % 100;
     check_uv(uv_timer_start(&r->rescue_timer, on_rescue_tick, first, (uint64_t)r->cfg.rescue_interval_ms),
              "starting the rescue sweep");
+    check_uv(uv_timer_start(&r->purge_timer, on_purge_tick, (uint64_t)r->cfg.purge_interval_ms,
+                            (uint64_t)r->cfg.purge_interval_ms),
+             "starting the purge");
     set_state(r, RUNNER_IDLE);
     if (r->listen != NULL && r->nhandlers > 0) {
         /* The first claim waits for the LISTEN session and its liveness lock (on_listening), so the jobs it

@@ -1,7 +1,9 @@
 /* The durable job queue (table jobs, sql/0001_init.sql) and the runner that works it in this process.
  *
- * Enqueueing is plain SQL that callers put in their own db_batch, so a job commits (or not) together with the
- * rows it is about; the table's trigger sends NOTIFY 'inkloop_jobs' (payload: the kind) at commit.
+ * This module is the only writer of the jobs table. Enqueueing is a statement of its own that callers put in
+ * their db_batch, or a SQL function their statements call (below), so a job commits (or not) together with
+ * the rows it is about; the table's trigger sends NOTIFY 'inkloop_jobs' (payload: the kind) at commit.
+ * Finished jobs are purged by the runner's housekeeping after a week.
  *
  * The runner claims due jobs of the kinds registered with it (UPDATE ... FOR UPDATE SKIP LOCKED, so several
  * processes never claim one job twice), at most `concurrency` at once and at most a kind's own limit. It
@@ -29,32 +31,37 @@
 /** The channel the jobs trigger notifies on; the payload is the job's kind. */
 #define JOBS_CHANNEL "inkloop_jobs"
 
-/** Enqueues a job; put it in the same db_batch as the rows it is about. Parameters: $1 kind, $2 article_id
- * (uuid text), $3 payload (JSON object text, NULL: {}), $4 run_at (timestamptz text, NULL: now), $5
- * max_attempts (NULL: 5). An active (queued or running) job of the same kind for the article already exists:
- * nothing is inserted (no row returned). Returns the new job's id. */
-#define JOBS_ENQUEUE_SQL                                                                                     \
-    "INSERT INTO jobs (kind, article_id, payload, run_at, max_attempts) "                                    \
-    "VALUES ($1, $2::uuid, coalesce($3::jsonb, '{}'::jsonb), coalesce($4::timestamptz, now()), "             \
-    "coalesce($5::int, 5)) "                                                                                 \
-    "ON CONFLICT (article_id, kind) WHERE state IN ('queued', 'running') DO NOTHING RETURNING id"
+/* ---- what other modules use: the only writes to jobs outside this module ----
+ *
+ * Kinds: one definition each, passed to the statements and functions below as parameters. */
+#define JOBS_KIND_GENERATE "generate_article"
+#define JOBS_KIND_DELIVER "deliver_webhook"
 
-/** Like JOBS_ENQUEUE_SQL, but a queued job already there is pulled forward to the earlier run_at ("deliver
- * now" racing with a scheduled delivery). A running one is left alone (no row returned). */
-#define JOBS_ENQUEUE_OR_ADVANCE_SQL                                                                          \
-    "INSERT INTO jobs (kind, article_id, payload, run_at, max_attempts) "                                    \
-    "VALUES ($1, $2::uuid, coalesce($3::jsonb, '{}'::jsonb), coalesce($4::timestamptz, now()), "             \
-    "coalesce($5::int, 5)) "                                                                                 \
-    "ON CONFLICT (article_id, kind) WHERE state IN ('queued', 'running') DO UPDATE SET run_at = "            \
-    "least(jobs.run_at, EXCLUDED.run_at) WHERE jobs.state = 'queued' RETURNING id"
+/* Statements (sql/queries/jobs.sql, registered by jobs_prepare) that callers put in their own db_batch by
+ * name, so a job commits (or not) with the rows it is about: */
+/** $1 kind, $2 article ids (uuid[] text): one job of the kind per article, due now; an article with an active
+ * job of that kind already keeps it (no-op). */
+#define JOBS_STMT_ENQUEUE_MANY "jobs_enqueue_many"
+/** $1 job id, $2 runner id (jobs_runner_id): a handler finishing its job inside its own transaction marks it
+ * done (then calls jobs_forget). Returns the id when the job was still ours; no row means the lease was lost
+ * and the handler's batch should be treated as failed (e.g. put this statement first, and make the batch fail
+ * with a following statement that checks it; or check the row count). */
+#define JOBS_STMT_MARK_DONE "jobs_mark_done"
+/** $1 job id, $2 runner id, $3 error: the same, failed for good (no retry). */
+#define JOBS_STMT_MARK_FAILED "jobs_mark_failed"
 
-/** Marks a job done, for a handler that finishes it inside its own transaction (then calls jobs_forget).
- * $1 job id, $2 runner id (jobs_runner_id). Returns the id when the job was still ours; no row means the
- * lease was lost and the handler's batch should be treated as failed (e.g. put this statement first, and make
- * the batch fail with a following statement that checks it; or check the row count). */
-#define JOBS_DONE_SQL                                                                                        \
-    "UPDATE jobs SET state = 'done', finished_at = now(), lease_until = NULL, last_error = NULL "            \
-    "WHERE id = $1::bigint AND locked_by = $2 AND state = 'running' RETURNING id"
+/* SQL functions (sql/0011_jobs_api.sql) that callers' own statements call, so a conditional or derived
+ * enqueue stays one statement ("a delivery for each of these articles that is completed and has an
+ * integration"): jobs_enqueue(kind, article_id, run_at [NULL: now], on_active ['keep'], payload [{}],
+ * max_attempts [5]) returns the job's id, NULL when nothing was written. on_active says what an active job of
+ * that kind for the article gets: 'keep' nothing, 'earlier' a queued one is pulled forward to run_at, 'move'
+ * a queued one moves to run_at. A running job is never changed. jobs_cancel_active(article_id, kind, reason)
+ * cancels the article's active job of that kind (its runner stops it at the next lease renewal); returns how
+ * many (0 or 1). */
+
+/** Registers the statements above and the runner's own (all of sql/queries/jobs.sql) with the pool, before
+ * db_pool_start. A pool that runs a jobs runner, or batches with JOBS_STMT_*, needs them. Returns 0 or -1. */
+int jobs_prepare(db_pool_t *pool);
 
 /** jobs_fail's retry_delay_s: exponential backoff from the runner's retry_base_ms. */
 #define JOBS_RETRY_BACKOFF (-1)
@@ -97,6 +104,7 @@ typedef struct st_jobs_config_t {
     int heartbeat_ms;       /* lease renewal period (default lease_ms / 3) */
     int poll_interval_ms;   /* safety-net claim period (default 5000) */
     int rescue_interval_ms; /* expired-lease sweep period (default 10000) */
+    int purge_interval_ms;  /* period of the purge of jobs finished over a week ago (default 60000) */
     int retry_base_ms;      /* first JOBS_RETRY_BACKOFF delay, doubled per attempt (default 10000) */
     int retry_max_ms;       /* backoff cap (default 600000) */
     int query_timeout_ms;   /* deadline on the runner's own queries (default 30000) */
@@ -114,6 +122,7 @@ typedef struct st_jobs_stats_t {
     uint64_t cancelled; /* jobs_cancel */
     uint64_t lost;      /* jobs found no longer ours (lease expired and rescued) */
     uint64_t rescued;   /* expired jobs this runner's sweeps returned to the queue or failed */
+    uint64_t purged;    /* finished jobs this runner's housekeeping deleted */
     uint64_t claims;    /* claim queries sent */
 } jobs_stats_t;
 
@@ -148,8 +157,8 @@ void jobs_fail(jobs_job_t *job, const char *err, int retry_delay_s);
  * NULL).
  */
 void jobs_cancel(jobs_job_t *job, const char *reason);
-/** The handler already finished the row itself (JOBS_DONE_SQL in its own transaction): the runner only lets
- * go of the job. */
+/** The handler already finished the row itself (JOBS_STMT_MARK_DONE or JOBS_STMT_MARK_FAILED in its own
+ * transaction): the runner only lets go of the job. */
 void jobs_forget(jobs_job_t *job);
 
 #endif

@@ -125,16 +125,10 @@ static void advance(gen_t *g);
 
 /* ---- SQL ---- */
 
-/* The jobs module's statement that finishes a job (the rest are sql/queries/generate.sql). */
-static const db_named_sql_t job_statements[] = {
-    {"gen_job_done", JOBS_DONE_SQL},
-};
-
+/* The statements are sql/queries/generate.sql; the end of a job is the jobs module's (JOBS_STMT_MARK_*). */
 int generate_prepare(db_pool_t *pool)
 {
-    if (db_pool_prepare_all(pool, queries_generate, queries_generate_count) != 0)
-        return -1;
-    return db_pool_prepare_all(pool, job_statements, sizeof(job_statements) / sizeof(job_statements[0]));
+    return db_pool_prepare_all(pool, queries_generate, queries_generate_count);
 }
 
 /* ---- the machine's plumbing ---- */
@@ -1066,13 +1060,14 @@ static void advance(gen_t *g)
             snprintf(job_id, sizeof(job_id), "%lld", (long long)g->job->id);
             const char *p_complete[] = {g->id, content, html, words, title, a, b2};
             const char *p_id[] = {g->id};
+            const char *p_delivery[] = {g->id, JOBS_KIND_DELIVER};
             const char *p_job[] = {job_id, jobs_runner_id(g->app->jobs)};
             /* One transaction: content, tokens and the ledger's token count, the delivery job, and the end of
              * this job; a crash before it commits redoes only the write stage's last call. */
             db_stmt_t stmts[] = {{"gen_complete", NULL, 7, p_complete},
                                  {"gen_ledger_tokens", NULL, 1, p_id},
-                                 {"gen_enqueue_delivery", NULL, 1, p_id},
-                                 {"gen_job_done", NULL, 2, p_job}};
+                                 {"gen_enqueue_delivery", NULL, 2, p_delivery},
+                                 {JOBS_STMT_MARK_DONE, NULL, 2, p_job}};
             send_batch(g, stmts, 4, GEN_COMPLETING);
             free(html);
             free(title);
@@ -1102,7 +1097,7 @@ static void advance(gen_t *g)
             /* The error text is copied by db_batch before err is reused for database errors. */
             const char *p_fail[] = {g->id, g->err, a, b2};
             const char *p_job[] = {job_id, jobs_runner_id(g->app->jobs), g->err};
-            db_stmt_t stmts[] = {{"gen_fail", NULL, 4, p_fail}, {"gen_job_failed", NULL, 3, p_job}};
+            db_stmt_t stmts[] = {{"gen_fail", NULL, 4, p_fail}, {JOBS_STMT_MARK_FAILED, NULL, 3, p_job}};
             send_batch(g, stmts, 2, GEN_FAILING);
             return;
         }
@@ -1136,7 +1131,7 @@ static void on_job_start(jobs_job_t *job, void *data)
     uv_timer_init(app->loop, &g->deadline);
     g->deadline.data = g;
     if (job->article_id == NULL) {
-        jobs_fail(job, "generate_article job without an article", JOBS_NO_RETRY);
+        jobs_fail(job, JOBS_KIND_GENERATE " job without an article", JOBS_NO_RETRY);
         teardown(g);
         return;
     }
@@ -1160,18 +1155,13 @@ static void on_swept(const db_result_t *r, size_t n, void *data)
 {
     (void)data;
     G.sweeping = 0;
-    for (size_t k = 0; k < n; k++) {
-        if (r[k].err != NULL) {
-            log_warn("sweeping stalled articles", "%s", r[k].err);
-            return;
-        }
+    if (r[n - 1].err != NULL) {
+        log_warn("sweeping stalled articles", "%s", r[n - 1].err);
+        return;
     }
     for (int i = 0; i < PQntuples(r[0].res); i++)
         log_warn("sweeping stalled articles", "article %s failed: its generation job ended without it",
                  db_value(r[0].res, i, "id"));
-    const char *purged = PQcmdTuples(r[1].res);
-    if (purged != NULL && strcmp(purged, "0") != 0)
-        log_info("purging finished jobs", "%s jobs older than 7 days removed", purged);
 }
 
 static void on_sweep(uv_timer_t *t)
@@ -1180,8 +1170,9 @@ static void on_sweep(uv_timer_t *t)
     if (G.sweeping || G.app->stopping)
         return;
     G.sweeping = 1;
-    db_stmt_t stmts[] = {{"gen_sweep", NULL, 0, NULL}, {"gen_purge_jobs", NULL, 0, NULL}};
-    if (db_batch(G.app->db, stmts, 2, on_swept, NULL) == NULL)
+    /* Finished jobs are purged by the job runner's own housekeeping (src/jobs/queue.c). */
+    const char *params[] = {JOBS_KIND_GENERATE};
+    if (db_query(G.app->db, "gen_sweep", 1, params, on_swept, NULL) == NULL)
         G.sweeping = 0;
 }
 
@@ -1193,7 +1184,7 @@ int generate_start(app_t *app)
     /* WORKER_CONCURRENCY bounds the articles one process holds (a waiting article costs little; the LLM and
      * search clients bound the calls actually in flight). Deliveries have slots of their own on top of it
      * (main.c), so a full pipeline never delays a due webhook. */
-    if (jobs_register(app->jobs, "generate_article", on_job_start, on_job_cancel,
+    if (jobs_register(app->jobs, JOBS_KIND_GENERATE, on_job_start, on_job_cancel,
                       app->cfg->worker_concurrency, app) != 0)
         return -1;
     uv_timer_init(app->loop, &G.sweep);

@@ -1,4 +1,4 @@
-/* The article generation machine: one per article being generated, run as the job kind "generate_article".
+/* The article generation machine: one per article being generated, run as the job kind JOBS_KIND_GENERATE.
  *
  * research -> scrape -> analyze -> write -> complete. Each stage's output is persisted (with the status the
  * article moves to) before the next stage starts, so a job resumed after a crash, a lost lease or a SIGTERM
@@ -13,7 +13,7 @@
 
 /** Registers the machine's statements. */
 int generate_prepare(db_pool_t *pool);
-/** Registers the "generate_article" job kind with app->jobs (when the process runs workers) and starts the
+/** Registers the JOBS_KIND_GENERATE job kind with app->jobs (when the process runs workers) and starts the
  * sweep that fails articles whose job ended without them (e.g. rescued past its attempts). Returns 0 or -1.
  */
 int generate_start(app_t *app);

@@ -14,6 +14,7 @@
 #include "core/json.h"
 #include "core/log.h"
 #include "core/timeutil.h"
+#include "jobs/queue.h"
 #include "pipeline/llm.h"
 #include "pipeline/titles.h"
 #include "queries.h"
@@ -334,10 +335,10 @@ static void camp_advance(camp_t *c)
             buf_putc(&titles, ']');
             buf_putc(&ids, '}');
             const char *commit[] = {c->id, t->at, lead, grace, titles.data, ids.data, credits, t->id, c->err};
-            const char *enqueue[] = {ids.data};
+            const char *enqueue[] = {ids.data, JOBS_KIND_GENERATE};
             db_stmt_t stmts[] = {{NULL, NO_JIT_SQL, 0, NULL},
                                  {"sched_commit", NULL, 9, commit},
-                                 {"sched_enqueue", NULL, 1, enqueue}};
+                                 {"sched_enqueue", NULL, 2, enqueue}};
             camp_set_state(c, CAMP_COMMITTING);
             c->ready = 0;
             c->q = db_batch(app->db, stmts, 3, on_committed, c);

@@ -116,24 +116,21 @@ static const db_named_sql_t statements[] = {
      "       is_active = CASE WHEN $2::bool THEN false ELSE is_active END,"
      "       disabled_reason = CASE WHEN $2::bool THEN $3 ELSE disabled_reason END"
      " WHERE id = $1"},
-    {"dlv_job_done", JOBS_DONE_SQL},
-    /* The next attempt is a job due at next_delivery_at (queued after this one is done, same transaction). */
-    {"dlv_next", "INSERT INTO jobs (kind, article_id, run_at)"
-                 " SELECT 'deliver_webhook', id, next_delivery_at FROM articles"
-                 "  WHERE id = $1 AND status = 'completed' AND webhook_integration_id IS NOT NULL AND "
-                 "next_delivery_at IS NOT NULL"
-                 " ON CONFLICT (article_id, kind) WHERE state IN ('queued', 'running') DO NOTHING"},
+    /* The next attempt is a job due at next_delivery_at (queued after this one is done, same transaction).
+     * $1 article, $2 JOBS_KIND_DELIVER. */
+    {"dlv_next", "SELECT jobs_enqueue($2, id, next_delivery_at) AS job FROM articles"
+                 " WHERE id = $1 AND status = 'completed' AND webhook_integration_id IS NOT NULL"
+                 "   AND next_delivery_at IS NOT NULL"},
     /* The safety net: due deliveries that have no job (a crash between completion and enqueue, a job that
-     * failed on its own). Reads only the due rows (articles_delivery_due_idx). */
+     * failed on its own). Reads only the due rows (articles_delivery_due_idx). $1 JOBS_KIND_DELIVER. The
+     * enqueues run in a CTE (a volatile one is never inlined), so only the articles that got a job return. */
     {"dlv_sweep",
-     "INSERT INTO jobs (kind, article_id, run_at)"
-     " SELECT 'deliver_webhook', a.id, a.next_delivery_at FROM articles a"
-     "  WHERE a.status = 'completed' AND a.webhook_integration_id IS NOT NULL AND a.next_delivery_at IS NOT "
-     "NULL"
-     "    AND a.next_delivery_at <= now()"
-     "    AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.article_id = a.id AND j.kind = 'deliver_webhook'"
-     "                     AND j.state IN ('queued', 'running'))"
-     " ON CONFLICT (article_id, kind) WHERE state IN ('queued', 'running') DO NOTHING RETURNING article_id"},
+     "WITH e AS (SELECT a.id AS article_id, jobs_enqueue($1, a.id, a.next_delivery_at) AS job FROM articles a"
+     "            WHERE a.status = 'completed' AND a.webhook_integration_id IS NOT NULL"
+     "              AND a.next_delivery_at IS NOT NULL AND a.next_delivery_at <= now()"
+     "              AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.article_id = a.id AND j.kind = $1"
+     "                               AND j.state IN ('queued', 'running')))"
+     " SELECT article_id FROM e WHERE job IS NOT NULL"},
 };
 
 int deliver_prepare(db_pool_t *pool)
@@ -356,23 +353,24 @@ static void advance(dlv_t *d)
             const char *p_failed[] = {d->id, d->error, d->msg_id, max, d->final ? "true" : "false", delay};
             const char *p_integ_failed[] = {integ, d->disable ? "true" : "false",
                                             "HTTP 410 Gone from the receiver"};
-            /* D.jobs: app->jobs is cleared when stopping begins, and a draining delivery records after that. */
+            /* D.jobs: app->jobs is cleared when stopping begins, and a draining delivery records after that.
+             */
             const char *p_job[] = {job_id, jobs_runner_id(D.jobs)};
-            const char *p_id[] = {d->id};
+            const char *p_next[] = {d->id, JOBS_KIND_DELIVER};
             db_stmt_t stmts[6];
             size_t n = 0;
             stmts[n++] = (db_stmt_t){"dlv_attempt", NULL, 9, p_attempt};
             if (d->success) {
                 stmts[n++] = (db_stmt_t){"dlv_posted", NULL, 3, p_posted};
                 stmts[n++] = (db_stmt_t){"dlv_integration_ok", NULL, 1, p_integ_ok};
-                stmts[n++] = (db_stmt_t){"dlv_job_done", NULL, 2, p_job};
+                stmts[n++] = (db_stmt_t){JOBS_STMT_MARK_DONE, NULL, 2, p_job};
                 log_info("delivering a webhook", "article %s posted (attempt %lld, HTTP %ld, %lld ms)", d->id,
                          (long long)attempt_no, d->status, (long long)d->duration_ms);
             } else {
                 stmts[n++] = (db_stmt_t){"dlv_failed", NULL, 6, p_failed};
                 stmts[n++] = (db_stmt_t){"dlv_integration_failed", NULL, 3, p_integ_failed};
-                stmts[n++] = (db_stmt_t){"dlv_job_done", NULL, 2, p_job};
-                stmts[n++] = (db_stmt_t){"dlv_next", NULL, 1, p_id};
+                stmts[n++] = (db_stmt_t){JOBS_STMT_MARK_DONE, NULL, 2, p_job};
+                stmts[n++] = (db_stmt_t){"dlv_next", NULL, 2, p_next};
                 log_warn("delivering a webhook", "article %s: attempt %lld of %d failed: %s", d->id,
                          (long long)attempt_no, cfg->webhook_max_attempts, d->error);
             }
@@ -487,7 +485,8 @@ int deliver_sweep_now(app_t *app, void (*cb)(void *data, const char *err, int en
     sweep_req_t *s = xmalloc(sizeof(*s));
     s->cb = cb;
     s->data = data;
-    if (db_query(app->db, "dlv_sweep", 0, NULL, on_swept, s) == NULL) {
+    const char *params[] = {JOBS_KIND_DELIVER};
+    if (db_query(app->db, "dlv_sweep", 1, params, on_swept, s) == NULL) {
         free(s);
         return -1;
     }
@@ -510,9 +509,9 @@ int deliver_start(app_t *app)
         return 0;
     D.app = app;
     D.jobs = app->jobs;
-    if (jobs_register(app->jobs, "deliver_webhook", on_job_start, on_job_cancel, DELIVER_CONCURRENCY, app) !=
+    if (jobs_register(app->jobs, JOBS_KIND_DELIVER, on_job_start, on_job_cancel, DELIVER_CONCURRENCY, app) !=
             0 ||
-        jobs_set_drain(app->jobs, "deliver_webhook", on_job_drain) != 0)
+        jobs_set_drain(app->jobs, JOBS_KIND_DELIVER, on_job_drain) != 0)
         return -1;
     uint64_t every = (uint64_t)app->cfg->webhook_sweep_interval_s * 1000;
     uv_timer_init(app->loop, &D.sweep);

@@ -1,4 +1,4 @@
-/* Webhook delivery (API.md section 6) as the job kind "deliver_webhook": a job is due at the article's
+/* Webhook delivery (API.md section 6) as the job kind JOBS_KIND_DELIVER: a job is due at the article's
  * next_delivery_at (scheduled_at, or now, or the next retry), so the job runner's timer starts it to the
  * second; the claim (FOR UPDATE SKIP LOCKED) makes every attempt atomic across processes. Each attempt is
  * recorded with the article's new state and the next attempt's job in one transaction. A sweep every

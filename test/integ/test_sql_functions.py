@@ -43,6 +43,8 @@ def main():
 
     sweep = run_binary(["sql", "gen_sweep"], {"INKLOOP_DEV": "1"}).stdout.strip()
     tap.like(sweep, r"article_is_generating\(a\.status\)", "the sweep filters with article_is_generating")
+    # $1 is the kind of the generation jobs (JOBS_KIND_GENERATE).
+    sweep = sweep.replace("$1", "'generate_article'")
     plan = "\n".join(r[0] for r in one("SET enable_seqscan = off; EXPLAIN (COSTS OFF) " + sweep))
     tap.like(plan, r"articles_generating_idx", "the sweep reads articles_generating_idx, whose predicate is "
              "written with the same function")

@@ -204,6 +204,10 @@ int main(void)
         printf("Bail out! db_pool_create failed\n");
         return 1;
     }
+    if (jobs_prepare(pool) != 0) {
+        printf("Bail out! jobs_prepare failed\n");
+        return 1;
+    }
     db_pool_start(pool);
 
     test_off_and_refused();

@@ -111,6 +111,10 @@ static db_pool_t *make_pool(int size)
         printf("Bail out! db_pool_create failed\n");
         exit(1);
     }
+    if (jobs_prepare(pool) != 0) {
+        printf("Bail out! jobs_prepare failed\n");
+        exit(1);
+    }
     db_pool_start(pool);
     return pool;
 }
@@ -249,7 +253,7 @@ static jobs_runner_t *make_runner(db_pool_t *pool, const jobs_config_t *cfg, tra
         printf("Bail out! jobs_runner_create failed\n");
         exit(1);
     }
-    if (t != NULL && jobs_register(r, "generate_article", on_start, on_cancel, 0, t) != 0) {
+    if (t != NULL && jobs_register(r, JOBS_KIND_GENERATE, on_start, on_cancel, 0, t) != 0) {
         printf("Bail out! jobs_register failed\n");
         exit(1);
     }
@@ -285,34 +289,34 @@ static void on_batch(const db_result_t *results, size_t n, void *data)
     o->rows = results[n - 1].res != NULL ? PQntuples(results[n - 1].res) : -1;
 }
 
-/* JOBS_ENQUEUE_SQL inside a caller's own batch: it commits with the article, or not at all, and a second
- * enqueue for the same article and kind does nothing while the first is active. */
+/* JOBS_STMT_ENQUEUE_MANY inside a caller's own batch: it commits with the article, or not at all, and a
+ * second enqueue for the same article and kind does nothing while the first is active. */
 static void test_enqueue(void)
 {
     reset_tables();
     db_pool_t *pool = make_pool(1);
     const char *aid = "6f1c1c4e-0000-4000-8000-000000000001";
     const char *ap[] = {aid, user_id};
-    const char *jp[] = {"generate_article", aid, "{\"stage\": \"research\"}", NULL, NULL};
+    const char *jp[] = {JOBS_KIND_GENERATE, "{6f1c1c4e-0000-4000-8000-000000000001}"};
     db_stmt_t stmts[] = {
         {.sql = "INSERT INTO articles (id, user_id, topic, raw_query) VALUES ($1, $2, 't', 'q')",
          .nparams = 2,
          .params = ap},
-        {.sql = JOBS_ENQUEUE_SQL, .nparams = 5, .params = jp}};
+        {.name = JOBS_STMT_ENQUEUE_MANY, .nparams = 2, .params = jp}};
     batch_out_t o = {0};
     db_batch(pool, stmts, 2, on_batch, &o);
     TAP_OK(run_until_at_least(&o.done, 1, 5000) && o.err[0] == '\0',
            "enqueue: article and job in one batch (%s)", o.err);
-    TAP_IS_INT(o.rows, 1, "enqueue: the job's id is returned");
-    TAP_IS_INT(count("SELECT count(*) FROM jobs WHERE article_id = '%s' AND state = 'queued' AND "
-                     "payload->>'stage' = 'research' AND max_attempts = 5",
-                     aid),
-               1, "enqueue: queued with its payload and the default max_attempts");
+    TAP_IS_INT(count("SELECT count(*) FROM jobs WHERE article_id = '%s' AND kind = '%s' AND state = 'queued' "
+                     "AND run_at <= now() AND payload = '{}' AND max_attempts = 5",
+                     aid, JOBS_KIND_GENERATE),
+               1, "enqueue: queued, due now, with an empty payload and the default max_attempts");
 
     batch_out_t again = {0};
     db_batch(pool, &stmts[1], 1, on_batch, &again);
     TAP_OK(run_until_at_least(&again.done, 1, 5000) && again.err[0] == '\0', "enqueue: a duplicate runs");
-    TAP_IS_INT(again.rows, 0, "enqueue: a duplicate active job inserts nothing");
+    TAP_IS_INT(count("SELECT count(*) FROM jobs WHERE article_id = '%s'", aid), 1,
+               "enqueue: a duplicate active job inserts nothing");
 
     /* The article insert fails (duplicate id): the job goes with it. */
     pgtest_exec(tdb, "DELETE FROM jobs");
@@ -321,19 +325,159 @@ static void test_enqueue(void)
     TAP_OK(run_until_at_least(&failed.done, 1, 5000) && failed.err[0] != '\0', "enqueue: the batch fails");
     TAP_IS_INT(count("SELECT count(*) FROM jobs"), 0, "enqueue: no job without its article");
 
-    /* Pulling a delayed job forward. */
-    const char *later[] = {"deliver_webhook", aid, NULL, "2999-01-01T00:00:00Z", "3"};
-    const char *sooner[] = {"deliver_webhook", aid, NULL, NULL, "3"};
-    db_stmt_t l = {.sql = JOBS_ENQUEUE_SQL, .nparams = 5, .params = later};
-    db_stmt_t s = {.sql = JOBS_ENQUEUE_OR_ADVANCE_SQL, .nparams = 5, .params = sooner};
-    batch_out_t a = {0}, b = {0};
-    db_batch(pool, &l, 1, on_batch, &a);
-    db_batch(pool, &s, 1, on_batch, &b);
-    TAP_OK(run_until_at_least(&b.done, 1, 5000) && a.err[0] == '\0' && b.err[0] == '\0',
-           "enqueue: delayed job, then enqueue-or-advance (%s%s)", a.err, b.err);
-    TAP_IS_INT(count("SELECT count(*) FROM jobs WHERE kind = 'deliver_webhook' AND run_at <= now()"), 1,
-               "enqueue: the delayed job was pulled forward, not duplicated");
+    /* jobs_enqueue() inside a caller's statement: conditional on the caller's rows, with a payload. */
+    const char *fp[] = {JOBS_KIND_DELIVER, aid};
+    db_stmt_t f = {
+        .sql = "SELECT jobs_enqueue($1, a.id, now() + interval '1 hour', 'keep', "
+               "'{\"stage\": \"research\"}', 3) AS job FROM articles a WHERE a.id = $2 AND a.topic = 't'",
+        .nparams = 2,
+        .params = fp};
+    batch_out_t fo = {0};
+    db_batch(pool, &f, 1, on_batch, &fo);
+    TAP_OK(run_until_at_least(&fo.done, 1, 5000) && fo.err[0] == '\0',
+           "enqueue: jobs_enqueue in a SELECT (%s)", fo.err);
+    TAP_IS_INT(count("SELECT count(*) FROM jobs WHERE kind = '%s' AND payload->>'stage' = 'research' AND "
+                     "max_attempts = 3 AND run_at > now() + interval '50 minutes'",
+                     JOBS_KIND_DELIVER),
+               1, "enqueue: the job has the payload, max_attempts and run_at given");
     close_pool(pool, "enqueue");
+}
+
+/* The SQL functions of sql/0011_jobs_api.sql, one by one (plain libpq: what a caller's statement sees). */
+static void test_enqueue_functions(void)
+{
+    reset_tables();
+    enqueue(1, JOBS_KIND_DELIVER, "'2999-01-01'", 5);
+    char aid[64];
+    PGresult *r = PQexec(tdb, "SELECT article_id FROM jobs");
+    snprintf(aid, sizeof(aid), "%s", PQntuples(r) == 1 ? PQgetvalue(r, 0, 0) : "");
+    PQclear(r);
+    const char *k = JOBS_KIND_DELIVER;
+
+    TAP_IS_INT(
+        count("SELECT count(*) FROM (SELECT jobs_enqueue('%s', '%s', now())) s(id) WHERE id IS NULL", k, aid),
+        1, "keep: an active job stands, nothing returned");
+    TAP_IS_INT(count("SELECT count(*) FROM jobs WHERE run_at > '2998-01-01'"), 1, "keep: run_at unchanged");
+    TAP_IS_INT(count("SELECT count(*) FROM (SELECT jobs_enqueue('%s', '%s', '3000-01-01', 'earlier')) s(id) "
+                     "WHERE id IS NULL",
+                     k, aid),
+               1, "earlier: a later run_at does not move the job");
+    TAP_IS_INT(count("SELECT count(*) FROM (SELECT jobs_enqueue('%s', '%s', now() + interval '1 day', "
+                     "'earlier')) s(id) JOIN jobs j ON j.id = s.id",
+                     k, aid),
+               1, "earlier: an earlier run_at returns the job's id");
+    TAP_IS_INT(count("SELECT count(*) FROM jobs WHERE run_at < now() + interval '2 days'"), 1,
+               "earlier: the queued job was pulled forward");
+    TAP_IS_INT(count("SELECT count(*) FROM (SELECT jobs_enqueue('%s', '%s', now() + interval '9 days', "
+                     "'move')) s(id) WHERE id IS NOT NULL",
+                     k, aid),
+               1, "move: returns the job's id");
+    TAP_IS_INT(count("SELECT count(*) FROM jobs WHERE run_at > now() + interval '8 days'"), 1,
+               "move: the queued job moved later");
+    TAP_IS_INT(count("SELECT count(*) FROM jobs"), 1, "no mode duplicated the job");
+
+    pgtest_exec(tdb, "UPDATE jobs SET state = 'running', locked_by = 'someone', lease_until = now() + "
+                     "interval '1 minute'");
+    TAP_IS_INT(count("SELECT count(*) FROM (SELECT jobs_enqueue('%s', '%s', now(), 'move')) s(id) WHERE id "
+                     "IS NULL",
+                     k, aid),
+               1, "move: a running job is left alone");
+    TAP_IS_INT(
+        count("SELECT count(*) FROM jobs WHERE state = 'running' AND run_at > now() + interval '8 days'"), 1,
+        "move: the running job's run_at is unchanged");
+    r = PQexec(tdb, "SELECT jobs_enqueue('deliver_webhook', gen_random_uuid(), NULL, 'sideways')");
+    TAP_OK(PQresultStatus(r) == PGRES_FATAL_ERROR && strstr(PQerrorMessage(tdb), "keep, earlier or move"),
+           "an unknown on_active is refused (%s)", PQerrorMessage(tdb));
+    PQclear(r);
+
+    TAP_IS_INT(count("SELECT jobs_cancel_active('%s', '%s', 'article deleted')", aid, JOBS_KIND_GENERATE), 0,
+               "cancel_active: another kind's job is not cancelled");
+    TAP_IS_INT(count("SELECT jobs_cancel_active('%s', '%s', 'article deleted')", aid, k), 1,
+               "cancel_active: the running job is cancelled");
+    TAP_IS_INT(count("SELECT count(*) FROM jobs WHERE state = 'cancelled' AND last_error = 'article deleted' "
+                     "AND finished_at IS NOT NULL"),
+               1, "cancel_active: cancelled, with its reason and finished_at");
+    TAP_IS_INT(count("SELECT jobs_cancel_active('%s', '%s', 'again')", aid, k), 0,
+               "cancel_active: nothing active is left to cancel");
+    TAP_IS_INT(
+        count("SELECT count(*) FROM (SELECT jobs_enqueue('%s', '%s')) s(id) WHERE id IS NOT NULL", k, aid), 1,
+        "keep: with no active job, a new one is queued");
+    TAP_IS_INT(count("SELECT count(*) FROM jobs WHERE state = 'queued' AND run_at <= now()"), 1,
+               "keep: the new job is due now (run_at NULL)");
+}
+
+/* The finish statements handlers put in their own transactions: only the job's holder can finish it. */
+static void test_mark_statements(void)
+{
+    reset_tables();
+    enqueue(2, JOBS_KIND_GENERATE, "now()", 5);
+    pgtest_exec(tdb, "UPDATE jobs SET state = 'running', locked_by = 'me', lease_until = now() + "
+                     "interval '1 minute'");
+    char ids[2][24];
+    PGresult *r = PQexec(tdb, "SELECT id FROM jobs ORDER BY id");
+    for (int i = 0; i < 2; i++)
+        snprintf(ids[i], sizeof(ids[i]), "%s", PQntuples(r) == 2 ? PQgetvalue(r, i, 0) : "0");
+    PQclear(r);
+    db_pool_t *pool = make_pool(1);
+    const char *not_mine[] = {ids[0], "someone else"};
+    const char *done[] = {ids[0], "me"};
+    const char *failed[] = {ids[1], "me", "the model refused"};
+    db_stmt_t stmts[] = {{.name = JOBS_STMT_MARK_DONE, .nparams = 2, .params = not_mine},
+                         {.name = JOBS_STMT_MARK_DONE, .nparams = 2, .params = done},
+                         {.name = JOBS_STMT_MARK_FAILED, .nparams = 3, .params = failed}};
+    batch_out_t o[3] = {{0}};
+    for (int i = 0; i < 3; i++)
+        db_batch(pool, &stmts[i], 1, on_batch, &o[i]);
+    TAP_OK(run_until_at_least(&o[2].done, 1, 5000) && o[0].err[0] == '\0' && o[1].err[0] == '\0' &&
+               o[2].err[0] == '\0',
+           "mark: the statements ran (%s%s%s)", o[0].err, o[1].err, o[2].err);
+    TAP_IS_INT(o[0].rows, 0, "mark done: another runner's job is not finished (no row)");
+    TAP_IS_INT(o[1].rows, 1, "mark done: our job's id comes back");
+    TAP_IS_INT(
+        count("SELECT count(*) FROM jobs WHERE id = %s AND state = 'done' AND lease_until IS NULL", ids[0]),
+        1, "mark done: done");
+    TAP_IS_INT(
+        count("SELECT count(*) FROM jobs WHERE id = %s AND state = 'failed' AND last_error = 'the model "
+              "refused' AND finished_at IS NOT NULL",
+              ids[1]),
+        1, "mark failed: failed for good, attempts left or not, with its error");
+    close_pool(pool, "mark");
+}
+
+/* The runner's housekeeping purges jobs finished over a week ago, and only those (the generation sweep did
+ * this before the runner owned it). */
+static void test_purge(void)
+{
+    reset_tables();
+    enqueue(3, JOBS_KIND_GENERATE, "now()", 5);
+    enqueue(3, JOBS_KIND_DELIVER, "now()", 5);
+    /* Old: done, failed, cancelled (8 days ago). Recent: done a day ago. Old but active: queued, created long
+     * ago (never purged, whatever its age). */
+    pgtest_exec(tdb,
+                "WITH o AS (SELECT id, row_number() OVER (ORDER BY id) AS n FROM jobs) "
+                "UPDATE jobs j SET state = (ARRAY['done', 'failed', 'cancelled', 'done', 'queued', "
+                "'queued'])[o.n], finished_at = CASE WHEN o.n <= 3 THEN now() - interval '8 days' "
+                "WHEN o.n = 4 THEN now() - interval '1 day' END, created_at = now() - interval '30 days' "
+                "FROM o WHERE o.id = j.id");
+    TAP_IS_INT(count("SELECT count(*) FROM jobs"), 6, "purge: six jobs before");
+    db_pool_t *pool = make_pool(1);
+    jobs_config_t cfg = {.concurrency = 1, .purge_interval_ms = 100, .poll_interval_ms = 60000};
+    jobs_runner_t *r = make_runner(pool, &cfg, NULL, 0);
+    jobs_runner_start(r);
+    for (int i = 0; i < 100 && count("SELECT count(*) FROM jobs") > 3; i++)
+        run_for(50);
+    run_for(50);
+    jobs_stats_t st;
+    jobs_runner_stats(r, &st);
+    TAP_IS_INT(count("SELECT count(*) FROM jobs"), 3,
+               "purge: the three jobs finished over a week ago are gone");
+    TAP_IS_INT(
+        count("SELECT count(*) FROM jobs WHERE state = 'done' AND finished_at > now() - interval '2 days'"),
+        1, "purge: a job finished a day ago is kept");
+    TAP_IS_INT(count("SELECT count(*) FROM jobs WHERE state = 'queued'"), 2, "purge: active jobs are kept");
+    TAP_IS_INT((long)st.purged, 3, "purge: the runner counts what it purged");
+    stop_runner(r, "purge");
+    close_pool(pool, "purge");
 }
 
 /* N jobs, concurrency C: each runs exactly once, never more than C at once, and C at once is reached. */
@@ -342,7 +486,7 @@ static void test_concurrency(void)
     reset_tables();
     reset_starts();
     enum { N = 60, C = 4 };
-    enqueue(N, "generate_article", "now()", 5);
+    enqueue(N, JOBS_KIND_GENERATE, "now()", 5);
     db_pool_t *pool = make_pool(2);
     tracker_t t = {.work_ms = 30};
     jobs_config_t cfg = {.concurrency = C, .lease_ms = 5000, .poll_interval_ms = 200};
@@ -377,17 +521,17 @@ static void test_kind_limits(void)
 {
     reset_tables();
     reset_starts();
-    enqueue(12, "generate_article", "now()", 5);
-    enqueue(12, "deliver_webhook", "now()", 5);
+    enqueue(12, JOBS_KIND_GENERATE, "now()", 5);
+    enqueue(12, JOBS_KIND_DELIVER, "now()", 5);
     db_pool_t *pool = make_pool(2);
     tracker_t gen = {.work_ms = 20}, del = {.work_ms = 20};
     jobs_config_t cfg = {.concurrency = 3, .lease_ms = 5000, .poll_interval_ms = 200};
     jobs_runner_t *r = make_runner(pool, &cfg, NULL, 1);
-    TAP_IS_INT(jobs_register(r, "generate_article", on_start, on_cancel, 2, &gen), 0,
+    TAP_IS_INT(jobs_register(r, JOBS_KIND_GENERATE, on_start, on_cancel, 2, &gen), 0,
                "kinds: first registered");
-    TAP_IS_INT(jobs_register(r, "deliver_webhook", on_start, on_cancel, 1, &del), 0,
+    TAP_IS_INT(jobs_register(r, JOBS_KIND_DELIVER, on_start, on_cancel, 1, &del), 0,
                "kinds: second registered");
-    TAP_IS_INT(jobs_register(r, "deliver_webhook", on_start, on_cancel, 1, &del), -1, "kinds: no duplicate");
+    TAP_IS_INT(jobs_register(r, JOBS_KIND_DELIVER, on_start, on_cancel, 1, &del), -1, "kinds: no duplicate");
     TAP_IS_INT(jobs_register(r, "Bad-Kind", on_start, on_cancel, 1, &del), -1, "kinds: odd names refused");
     jobs_runner_start(r);
     TAP_IS_INT(jobs_register(r, "late", on_start, on_cancel, 1, &del), -1, "kinds: none after start");
@@ -421,7 +565,7 @@ static void test_two_runners(void)
     wait_listening(r1);
     wait_listening(r2);
     run_for(100);
-    enqueue(N, "generate_article", "now()", 5);
+    enqueue(N, JOBS_KIND_GENERATE, "now()", 5);
     int total = 0;
     uint64_t end = time_mono_ms() + 20000;
     while (total < N && time_mono_ms() < end) {
@@ -537,7 +681,7 @@ static void test_two_processes(void)
     for (int i = 0; i < 2; i++)
         ready += read_line(&kids[i], line, sizeof(line)) == 0 && strcmp(line, "ready") == 0;
     TAP_IS_INT(ready, 2, "two processes: both listening");
-    enqueue(N, "generate_article", "now()", 5);
+    enqueue(N, JOBS_KIND_GENERATE, "now()", 5);
     for (int i = 0; i < 400 && count("SELECT count(*) FROM jobs WHERE state = 'done'") < N; i++)
         usleep(50000);
     TAP_IS_INT(count("SELECT count(*) FROM jobs WHERE state = 'done' AND attempts = 1"), N,
@@ -576,7 +720,7 @@ static void test_kill9(void)
 {
     reset_tables();
     reset_starts();
-    enqueue(3, "generate_article", "now()", 5);
+    enqueue(3, JOBS_KIND_GENERATE, "now()", 5);
     child_t kid = spawn_child("hold");
     char line[128];
     int running = 0;
@@ -634,7 +778,7 @@ static void test_notify_and_delay(void)
     jobs_runner_stats(r, &st);
     TAP_OK(st.listening && st.claims >= 1, "notify: listening, first claim done");
 
-    enqueue(1, "generate_article", "now()", 5);
+    enqueue(1, JOBS_KIND_GENERATE, "now()", 5);
     uv_update_time(&loop);
     uint64_t t0 = uv_now(&loop);
     TAP_OK(run_until_at_least(&t.started, 1, 3000), "notify: the job started");
@@ -642,7 +786,7 @@ static void test_notify_and_delay(void)
     TAP_OK(took <= 200, "notify: within 200 ms of the commit (%llu ms)", (unsigned long long)took);
 
     run_until_at_least(&t.finished, 1, 2000);
-    enqueue(1, "generate_article", "now() + interval '1 second'", 5);
+    enqueue(1, JOBS_KIND_GENERATE, "now() + interval '1 second'", 5);
     uv_update_time(&loop);
     t0 = uv_now(&loop);
     TAP_OK(run_until_at_least(&t.started, 2, 3000), "delayed: the job started");
@@ -659,7 +803,7 @@ static void test_lease_renewal(void)
 {
     reset_tables();
     reset_starts();
-    enqueue(1, "generate_article", "now()", 5);
+    enqueue(1, JOBS_KIND_GENERATE, "now()", 5);
     db_pool_t *pool = make_pool(2);
     tracker_t t = {.work_ms = 2000};
     jobs_config_t cfg = {.concurrency = 2, .lease_ms = 600, .heartbeat_ms = 150, .poll_interval_ms = 200};
@@ -687,7 +831,7 @@ static void test_lease_renewal(void)
     stop_runner(r, "lease");
     r = make_runner(pool, &cfg, &t2, 0);
     jobs_runner_start(r);
-    enqueue(1, "generate_article", "now()", 5);
+    enqueue(1, JOBS_KIND_GENERATE, "now()", 5);
     TAP_OK(run_until_at_least(&t2.started, 1, 3000), "lost: the job started");
     pgtest_exec(tdb, "UPDATE jobs SET locked_by = 'thief' WHERE state = 'running'");
     TAP_OK(run_until_at_least(&t2.cancels, 1, 2000), "lost: the handler was told to stop");
@@ -706,7 +850,7 @@ static void test_rescue(void)
 {
     reset_tables();
     reset_starts();
-    enqueue(3, "generate_article", "now()", 5);
+    enqueue(3, JOBS_KIND_GENERATE, "now()", 5);
     db_pool_t *pool = make_pool(2);
     tracker_t ta = {.work_ms = 1500}, tb = {.work_ms = 50};
     jobs_config_t dead = {.concurrency = 3,
@@ -744,7 +888,7 @@ static void test_retry(void)
 {
     reset_tables();
     reset_starts();
-    enqueue(2, "generate_article", "now()", 3);
+    enqueue(2, JOBS_KIND_GENERATE, "now()", 3);
     db_pool_t *pool = make_pool(2);
     tracker_t t = {.work_ms = 1, .mode = W_FAIL_BACKOFF};
     jobs_config_t cfg = {.concurrency = 4, .lease_ms = 5000, .poll_interval_ms = 10000, .retry_base_ms = 200};
@@ -772,14 +916,14 @@ static void test_retry(void)
            (unsigned long long)st.retried, (unsigned long long)st.failed);
 
     t.mode = W_FAIL_NOW;
-    enqueue(1, "generate_article", "now()", 5);
+    enqueue(1, JOBS_KIND_GENERATE, "now()", 5);
     TAP_OK(run_until_at_least(&t.finished, 7, 3000), "no retry: ran");
     run_for(100);
     TAP_IS_INT(count("SELECT count(*) FROM jobs WHERE state = 'failed' AND attempts = 1 AND last_error = "
                      "'permanent'"),
                1, "no retry: failed after one attempt of five");
     t.mode = W_CANCEL;
-    enqueue(1, "generate_article", "now()", 5);
+    enqueue(1, JOBS_KIND_GENERATE, "now()", 5);
     TAP_OK(run_until_at_least(&t.finished, 8, 3000), "cancel: ran");
     run_for(100);
     TAP_IS_INT(
@@ -794,7 +938,7 @@ static void test_stop_hands_back(void)
 {
     reset_tables();
     reset_starts();
-    enqueue(5, "generate_article", "now()", 5);
+    enqueue(5, JOBS_KIND_GENERATE, "now()", 5);
     db_pool_t *pool = make_pool(2);
     tracker_t t = {.work_ms = 60000};
     jobs_config_t cfg = {.concurrency = 3, .lease_ms = 5000, .poll_interval_ms = 200};
@@ -911,6 +1055,9 @@ int main(int argc, char **argv)
     PQclear(u);
 
     test_enqueue();
+    test_enqueue_functions();
+    test_mark_statements();
+    test_purge();
     test_concurrency();
     test_kind_limits();
     test_two_runners();
