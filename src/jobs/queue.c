@@ -186,16 +186,6 @@ static void check_uv(int rc, const char *what)
     }
 }
 
-static uint32_t next_random(jobs_runner_t *r)
-{
-    /* xorshift32: backoff jitter needs spread, not secrecy. */
-    uint32_t x = r->rng;
-    x ^= x << 13;
-    x ^= x >> 17;
-    x ^= x << 5;
-    return r->rng = x;
-}
-
 static void set_state(jobs_runner_t *r, runner_state_t state)
 {
     if (r->state != state)
@@ -1180,7 +1170,7 @@ jobs_runner_t *jobs_runner_create(uv_loop_t *loop, db_pool_t *pool, const jobs_c
         host[sizeof(host) - 1] = '\0';
         uint32_t rnd = 0;
         if (uv_random(NULL, NULL, &rnd, sizeof(rnd), 0, NULL) != 0)
-            rnd = next_random(r);
+            rnd = db_jitter_next(&r->rng);
         r->me = xasprintf("%s:%d:%08x", host, (int)getpid(), rnd);
     }
     c->worker_id = r->me;
@@ -1189,7 +1179,7 @@ jobs_runner_t *jobs_runner_create(uv_loop_t *loop, db_pool_t *pool, const jobs_c
      * runners drawing the same key would wait on each other's lock at connect, never share it. */
     uint32_t key = 0;
     if (uv_random(NULL, NULL, &key, sizeof(key), 0, NULL) != 0)
-        key = next_random(r);
+        key = db_jitter_next(&r->rng);
     key &= 0x7fffffffu;
     if (key == 0)
         key = 1;
@@ -1278,7 +1268,7 @@ void jobs_runner_start(jobs_runner_t *r)
     /* The first sweep soon after start: jobs of a process that died just before this one started (the usual
      * case after a crash and restart) should not wait a whole interval. A little jitter keeps processes
      * started together from sweeping in step. */
-    uint64_t first = (uint64_t)r->cfg.rescue_interval_ms / 4 + next_random(r) % 100;
+    uint64_t first = (uint64_t)r->cfg.rescue_interval_ms / 4 + db_jitter_next(&r->rng) % 100;
     check_uv(uv_timer_start(&r->rescue_timer, on_rescue_tick, first, (uint64_t)r->cfg.rescue_interval_ms),
              "starting the rescue sweep");
     check_uv(uv_timer_start(&r->purge_timer, on_purge_tick, (uint64_t)r->cfg.purge_interval_ms,
@@ -1331,14 +1321,10 @@ void jobs_fail(jobs_job_t *job, const char *err, int retry_delay_s)
     if (retry_delay_s >= 0) {
         delay = (int64_t)retry_delay_s * 1000;
     } else {
-        /* base doubled per attempt, capped, then "equal jitter": half fixed, half random, so jobs that failed
-         * together (a provider outage) do not come back together. */
-        delay = r->cfg.retry_base_ms;
-        for (int i = 1; i < job->attempt && delay < r->cfg.retry_max_ms; i++)
-            delay *= 2;
-        if (delay > r->cfg.retry_max_ms)
-            delay = r->cfg.retry_max_ms;
-        delay = delay / 2 + (int64_t)(next_random(r) % (uint32_t)(delay / 2 + 1));
+        /* The reconnect backoff's rule (base doubled per attempt, capped, "equal jitter"), so jobs that
+         * failed together (a provider outage) do not come back together. */
+        delay = db_backoff_ms(job->attempt - 1, r->cfg.retry_base_ms, r->cfg.retry_max_ms,
+                              db_jitter_next(&r->rng));
     }
     h->no_retry = retry_delay_s == JOBS_NO_RETRY;
     snprintf(h->delay_ms, sizeof(h->delay_ms), "%" PRId64, delay);
