@@ -187,9 +187,10 @@ struct st_sched_tick_t {
 
 struct st_sched_t {
     app_t *app;
-    db_target_t db;   /* the pool, or a test's fake */
-    llm_port_t llm;   /* app->llm, or a test's fake; ctx NULL: no LLM */
-    uv_timer_t timer; /* the periodic tick */
+    db_target_t db;            /* the pool, or a test's fake */
+    uint64_t tick_deadline_ms; /* a test's tick deadline; 0: the one lease_s gives */
+    llm_port_t llm;            /* app->llm, or a test's fake; ctx NULL: no LLM */
+    uv_timer_t timer;          /* the periodic tick */
     int started, stopping;
     char proc_id[96];
     uint64_t seq;
@@ -640,7 +641,8 @@ sched_tick_t *sched_tick(sched_t *s, int64_t at_us, sched_tick_cb cb, void *data
     /* The deadline ends the tick before its first leases expire, so no other tick takes over a campaign this
      * one is still working on. */
     int deadline_s = lease_s(s->app->cfg) - 60;
-    t->deadline_ms = uv_now(s->app->loop) + (uint64_t)deadline_s * 1000;
+    t->deadline_ms =
+        uv_now(s->app->loop) + (s->tick_deadline_ms ? s->tick_deadline_ms : (uint64_t)deadline_s * 1000);
     db_step_init(&t->step, &s->db, on_claimed, t);
     if (uv_timer_init(s->app->loop, &t->timer) != 0)
         abort(); /* only fails for an invalid loop */
@@ -654,10 +656,11 @@ sched_tick_t *sched_tick(sched_t *s, int64_t at_us, sched_tick_cb cb, void *data
     return t;
 }
 
-void sched_set_ports(sched_t *s, const db_target_t *db, const llm_port_t *llm)
+void sched_set_ports(sched_t *s, const db_target_t *db, const llm_port_t *llm, uint64_t tick_deadline_ms)
 {
     s->db = *db;
     s->llm = *llm;
+    s->tick_deadline_ms = tick_deadline_ms;
 }
 
 void sched_tick_cancel(sched_tick_t *t)
