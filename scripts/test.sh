@@ -1,13 +1,19 @@
 #!/usr/bin/env bash
 # The test command: installs what is missing, starts a throwaway PostgreSQL, builds and runs every test suite
-# (`meson test`) in build-test, then again under AddressSanitizer + UBSan in build-asan. The cluster is removed
-# on exit, also after a failure or Ctrl-C. Ends with one line "N passed, M failed"; exits non-zero on failure.
+# (`meson test`) in build-test, then again under AddressSanitizer + UBSan in build-asan, then once the
+# containerized deployment (test/container/test_deploy.py: builds the image, runs compose.yaml with podman). The
+# cluster is removed on exit, also after a failure or Ctrl-C. Ends with one line "N passed, M failed" (each
+# container check counts as one test); exits non-zero on failure.
 #
 #   scripts/test.sh [meson test arguments, e.g. --suite integ or a test name]
 #
+# With meson test arguments only those tests run (no container test), unless the arguments are just
+# `container`: then only the container test runs.
+#
 # Environment:
-#   INKLOOP_TEST_SKIP_ASAN=1   skip the sanitizer pass (quicker local runs; CI never sets it)
-#   MESON_TEST_JOBS=N          parallel tests per build (default: meson's, the number of CPUs)
+#   INKLOOP_TEST_SKIP_ASAN=1       skip the sanitizer pass (quicker local runs; CI never sets it)
+#   INKLOOP_TEST_SKIP_CONTAINER=1  skip the container test (quicker local runs; CI never sets it)
+#   MESON_TEST_JOBS=N              parallel tests per build (default: meson's, the number of CPUs)
 set -euo pipefail
 exec </dev/null
 
@@ -148,6 +154,36 @@ run_build() {
 	fi
 }
 
+# The container test: once, after the meson builds (it builds its own release image). Its TAP lines are
+# counted like meson's tests (failures and diagnostics also go to stderr as they happen); the TAP log stays in
+# build-test/container-test.log.
+run_container_test() {
+	local log="$ROOT/build-test/container-test.log" rc=0 p f s
+	mkdir -p "$ROOT/build-test"
+	say "== container test: test/container/test_deploy.py (log: $log)"
+	python3 "$ROOT/test/container/test_deploy.py" >"$log" || rc=$?
+	p=$(grep -c '^ok ' "$log" || true)
+	f=$(grep -c '^not ok ' "$log" || true)
+	s=0
+	if grep -q '^1\.\.0 # SKIP' "$log"; then s=1; fi
+	say "container test: $p passed, $f failed, $s skipped (exit $rc)"
+	total_pass=$((total_pass + p))
+	total_fail=$((total_fail + f))
+	total_skip=$((total_skip + s))
+	if [ "$f" -gt 0 ] || [ "$rc" -ne 0 ]; then
+		failed_builds+=("container test")
+		if [ "$f" -eq 0 ]; then total_fail=$((total_fail + 1)); fi
+	fi
+}
+
+if [ "$#" -eq 1 ] && [ "$1" = container ]; then
+	run_container_test
+	if [ "${#failed_builds[@]}" -gt 0 ]; then say "failures in: ${failed_builds[*]}"; fi
+	echo "$total_pass passed, $total_fail failed"
+	[ "$total_fail" -eq 0 ]
+	exit
+fi
+
 EXTRA_TEST_ARGS=("$@")
 
 run_build "plain build" "$ROOT/build-test" --
@@ -160,6 +196,29 @@ else
 	run_build "ASan+UBSan build" "$ROOT/build-asan" -Db_sanitize=address,undefined -Db_lundef=false \
 		-- --timeout-multiplier 3
 	unset ASAN_OPTIONS UBSAN_OPTIONS
+fi
+
+# A short libFuzzer run of the extractor (clang, ASan + UBSan, no network): a crash, leak or broken invariant
+# fails it. Skipped when a subset of tests was asked for. INKLOOP_TEST_FUZZ_SECS sets its length (default 30).
+if [ "${#EXTRA_TEST_ARGS[@]}" -eq 0 ]; then
+	say "== fuzz: extract_html for ${INKLOOP_TEST_FUZZ_SECS:-30} s (scripts/fuzz.sh)"
+	if "$ROOT/scripts/fuzz.sh" -t "${INKLOOP_TEST_FUZZ_SECS:-30}" -w "$ROOT/build-fuzz" >"$TMP/fuzz.log" 2>&1; then
+		say "fuzz: $(grep -o 'Done [0-9]* runs in [0-9]* second(s)' "$TMP/fuzz.log" | tail -1), no crash, no leak"
+		total_pass=$((total_pass + 1))
+	else
+		tail -n 40 "$TMP/fuzz.log" >&2
+		say "fuzz: failed (inputs that broke it are in build-fuzz/crash-* or leak-*)"
+		total_fail=$((total_fail + 1))
+		failed_builds+=("fuzz")
+	fi
+fi
+
+if [ "${#EXTRA_TEST_ARGS[@]}" -gt 0 ]; then
+	say "meson test arguments given: skipping the container test (scripts/test.sh container runs it alone)"
+elif [ "${INKLOOP_TEST_SKIP_CONTAINER:-}" = 1 ]; then
+	say "INKLOOP_TEST_SKIP_CONTAINER=1: skipping the container test"
+else
+	run_container_test
 fi
 
 if [ "$total_skip" -gt 0 ]; then say "$total_skip test(s) skipped"; fi

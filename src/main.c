@@ -12,6 +12,7 @@
 #include "jobs/bench_noop.h"
 #include "jobs/queue.h"
 #include "net/net.h"
+#include "pipeline/extract.h"
 #include "pipeline/generate.h"
 #include "pipeline/llm.h"
 #include "pipeline/search.h"
@@ -38,11 +39,12 @@ typedef struct st_process_t {
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: inkloop [serve|migrate|version|sql NAME...]\n"
+            "usage: inkloop [serve|migrate|version|sql NAME...|extract [FILE|-]]\n"
             "  serve    apply pending migrations, then serve HTTP and run the background work (default)\n"
             "  migrate  apply pending migrations and exit\n"
             "  version  print the version and exit\n"
             "  sql      print the SQL of the named prepared statements, one per line, without connecting\n"
+            "  extract  extract the title, metadata and main text of an HTML page (FILE or stdin) as JSON\n"
             "Configuration comes from the environment; see README.md.\n");
 }
 
@@ -62,8 +64,9 @@ static int print_sql(int argc, char **argv)
 {
     log_setup(LOG_LEVEL_WARN, 0);
     uv_loop_t loop;
-    if (uv_loop_init(&loop) != 0) {
-        fprintf(stderr, "inkloop: uv_loop_init failed\n");
+    int r = uv_loop_init(&loop);
+    if (r != 0) {
+        fprintf(stderr, "inkloop: uv_loop_init: %s\n", uv_strerror(r));
         return 1;
     }
     db_pool_config_t dbc = {.conninfo = "", .size = 1};
@@ -88,7 +91,9 @@ static int print_sql(int argc, char **argv)
         printf("%s\n", db_pool_statement_sql(db, argv[i]));
     if (db != NULL)
         db_pool_close(db, NULL, NULL);
-    uv_run(&loop, UV_RUN_DEFAULT);
+    /* Non-zero only when the loop was stopped with handles still active; uv_loop_close below says so too. */
+    if (uv_run(&loop, UV_RUN_DEFAULT) != 0)
+        fprintf(stderr, "inkloop: the event loop stopped with handles still active\n");
     if (uv_loop_close(&loop) != 0 && rc == 0) {
         fprintf(stderr, "inkloop: handles still open at exit\n");
         rc = 1;
@@ -262,9 +267,10 @@ static int serve(process_t *p)
 {
     if (migrate_with_retry(p->cfg.database_url, 30) != 0)
         return 1;
+    int r;
 
-    if (uv_loop_init(&p->loop) != 0) {
-        log_error("starting", "uv_loop_init failed");
+    if ((r = uv_loop_init(&p->loop)) != 0) {
+        log_error("starting", "uv_loop_init: %s", uv_strerror(r));
         return 1;
     }
     p->app.loop = &p->loop;
@@ -328,17 +334,23 @@ static int serve(process_t *p)
     if (http_server_listen(p->app.http, p->cfg.host, p->cfg.port) != 0)
         return 1;
 
-    uv_signal_init(&p->loop, &p->sigterm);
-    uv_signal_init(&p->loop, &p->sigint);
+    if ((r = uv_signal_init(&p->loop, &p->sigterm)) != 0 || (r = uv_signal_init(&p->loop, &p->sigint)) != 0) {
+        log_error("starting", "uv_signal_init: %s", uv_strerror(r));
+        return 1;
+    }
     p->sigterm.data = p->sigint.data = p;
-    uv_signal_start(&p->sigterm, on_signal, SIGTERM);
-    uv_signal_start(&p->sigint, on_signal, SIGINT);
+    if ((r = uv_signal_start(&p->sigterm, on_signal, SIGTERM)) != 0 ||
+        (r = uv_signal_start(&p->sigint, on_signal, SIGINT)) != 0) {
+        log_error("starting", "uv_signal_start: %s", uv_strerror(r));
+        return 1;
+    }
     log_info("starting", "inkloop %s serving on http://%s:%d (roles:%s%s%s, %d database connections)",
              INKLOOP_VERSION, p->cfg.host, p->cfg.port, (p->cfg.roles & ROLE_API) ? " api" : "",
              (p->cfg.roles & ROLE_WORKER) ? " worker" : "",
              (p->cfg.roles & ROLE_SCHEDULER) ? " scheduler" : "", p->cfg.db_pool_size);
 
-    uv_run(&p->loop, UV_RUN_DEFAULT);
+    if (uv_run(&p->loop, UV_RUN_DEFAULT) != 0)
+        log_warn("stopping", "the event loop stopped with handles still active");
     jobs_bench_noop_close();
 
     int rc = uv_loop_close(&p->loop);
@@ -361,6 +373,8 @@ int main(int argc, char **argv)
         }
         return print_sql(argc, argv);
     }
+    if (strcmp(cmd, "extract") == 0)
+        return extract_cli(argc - 1, argv + 1);
     if (argc > 2 || (strcmp(cmd, "serve") != 0 && strcmp(cmd, "migrate") != 0 &&
                      strcmp(cmd, "version") != 0 && strcmp(cmd, "--version") != 0)) {
         if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {

@@ -1,6 +1,7 @@
-/* Articles: the resource handlers (see articles.h). Every change is one atomic batch whose statements refuse
- * with an application SQLSTATE (inkloop_raise in sql/0002_articles.sql, IL402 from the credit functions), so
- * the checks and the writes see the same rows and a refusal rolls everything back. */
+/* Articles: the resource handlers (see articles.h). Their statements are sql/queries/articles.sql. Every
+ * change is one atomic batch whose statements refuse with an application SQLSTATE (inkloop_raise, IL402 from
+ * the credit functions), so the checks and the writes see the same rows and a refusal rolls everything back.
+ */
 #include "http/articles.h"
 #include "pipeline/markdown.h"
 #include "app.h"
@@ -10,209 +11,15 @@
 #include "http/credits.h"
 #include "http/idempotency.h"
 #include "http/timezones.h"
+#include "queries.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* The statuses of an article that is still being generated. */
-#define GENERATING "('queued', 'researching', 'scraping', 'analyzing', 'writing')"
-
-/* Inserting one article charged for its first attempt. Parameters: $1 id, $2 user, $3 query, $4 category,
- * $5 target_length, $6 source_count, $7-$8 scheduled_at (kit_ts_t), $9 timezone, $10 integration, $11
- * language, $12 credits per article (0: not charged). */
-#define ARTICLE_INSERT_COLUMNS                                                                               \
-    "INSERT INTO articles (id, user_id, topic, raw_query, category, target_length, source_count,"            \
-    " scheduled_at, timezone, webhook_integration_id, language, charge_seq, charge_txn_id, credits_charged)"
-
-static const db_named_sql_t statements[] = {
-    {"article_get", "SELECT " ARTICLE_SELECT_LIST " FROM articles a WHERE a.id = $1 AND a.user_id = $2"},
-    {"article_list", "SELECT " ARTICLE_SELECT_LIST " FROM articles a"
-                     " WHERE a.user_id = $1 AND ($2::text IS NULL OR a.status = $2::text)"
-                     "   AND ($3::uuid IS NULL OR a.campaign_id = $3::uuid)"
-                     " ORDER BY a.created_at DESC, a.id DESC OFFSET $4 LIMIT $5"},
-    /* completed counts every completed article; scheduled is the subset whose scheduled_at is still ahead
-     * (contract: "scheduled = completed with scheduled_at in the future"), so scheduled <= completed and
-     * the per-status figures (queued, in_progress, completed, posted, failed) never count an article twice.
-     */
-    {"article_stats",
-     "SELECT count(*) AS total,"
-     "       count(*) FILTER (WHERE status = 'queued') AS queued,"
-     "       count(*) FILTER (WHERE status IN ('researching', 'scraping', 'analyzing', 'writing')) AS "
-     "in_progress,"
-     "       count(*) FILTER (WHERE status = 'completed') AS completed,"
-     "       count(*) FILTER (WHERE status = 'completed' AND scheduled_at > now()) AS scheduled,"
-     "       count(*) FILTER (WHERE status = 'posted') AS posted,"
-     "       count(*) FILTER (WHERE status = 'failed') AS failed"
-     "  FROM articles WHERE user_id = $1"},
-    /* Refuses (404) an integration that is not the caller's, inside the batch that then uses it. */
-    {"integration_require",
-     "SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM webhook_integrations WHERE id = $2 AND user_id = $1)"
-     "            THEN inkloop_raise('IL404', 'Integration not found') END AS ok"},
-    {"article_insert", ARTICLE_INSERT_COLUMNS " VALUES ($1, $2, $3, $3, $4, $5::int, $6::int, " KIT_TS_SQL(
-                           "$7", "$8", "$9") ", $9, $10::uuid, $11, CASE WHEN $12::int > 0 THEN 1 ELSE 0 END,"
-                                             " CASE WHEN $12::int > 0 THEN credits_charge($2, $12::int, $1, "
-                                             "1, 'Article generation') END, $12::int)"},
-    /* At most one active generation per article (jobs_active_per_article_key): a duplicate is a no-op. */
-    {"article_enqueue_generate",
-     "INSERT INTO jobs (kind, article_id) SELECT 'generate_article', unnest($1::uuid[])"
-     " ON CONFLICT (article_id, kind) WHERE state IN ('queued', 'running') DO NOTHING"},
-    /* PATCH: null/absent fields keep their value. New content brings its H1 as the title ($11), except while
-     * the article is generating (the pipeline's completion replaces the content, and a title stored then
-     * would be taken for the one the article was created with). $6-$7 scheduled_at, read in the article's
-     * own timezone when it has no offset. A new integration gets a new webhook-id (Standard Webhooks ids are
-     * per article and integration; the deliverer mints one when it is NULL). A completed, undelivered article
-     * whose schedule or integration changes is (re)scheduled for delivery. */
-    {"article_patch",
-     "UPDATE articles SET content = coalesce($3, content), topic = coalesce($4, topic),"
-     "  title = CASE WHEN $3::text IS NOT NULL AND status NOT IN " GENERATING " THEN coalesce($11, title)"
-     "               ELSE title END,"
-     "  content_html = CASE WHEN $3::text IS NULL THEN content_html ELSE $9 END,"
-     "  word_count = CASE WHEN $3::text IS NULL THEN word_count ELSE $10::int END,"
-     "  category = coalesce($5, category),"
-     "  scheduled_at = CASE WHEN $6::text IS NULL THEN scheduled_at ELSE " KIT_TS_SQL(
-         "$6", "$7",
-         "articles.timezone") " END,"
-                              "  webhook_integration_id = coalesce($8::uuid, webhook_integration_id),"
-                              "  webhook_id = CASE WHEN $8::uuid IS DISTINCT FROM webhook_integration_id AND "
-                              "$8::uuid IS NOT NULL"
-                              "                    THEN NULL ELSE webhook_id END,"
-                              "  next_delivery_at = CASE WHEN status = 'completed' AND coalesce($8::uuid, "
-                              "webhook_integration_id) IS NOT NULL"
-                              "                           AND ($6::text IS NOT NULL OR ($8::uuid IS NOT NULL "
-                              "AND next_delivery_at IS NULL))"
-                              "                          THEN coalesce(CASE WHEN $6::text IS NULL THEN "
-                              "scheduled_at ELSE " KIT_TS_SQL(
-                                  "$6", "$7",
-                                  "articles.timezone") " END, now())"
-                                                       "                          ELSE next_delivery_at END"
-                                                       " WHERE id = $1 AND user_id = $2 RETURNING id"},
-    /* After a PATCH that moved the delivery time, the queued delivery job follows it. The delivery machine
-     * itself comes with the delivery issue; until then these jobs wait in the queue. */
-    {"article_patch_delivery", "INSERT INTO jobs (kind, article_id, run_at)"
-                               " SELECT 'deliver_webhook', id, next_delivery_at FROM articles"
-                               "  WHERE id = $1 AND user_id = $2 AND $3::bool AND status = 'completed'"
-                               "    AND webhook_integration_id IS NOT NULL AND next_delivery_at IS NOT NULL"
-                               " ON CONFLICT (article_id, kind) WHERE state IN ('queued', 'running')"
-                               " DO UPDATE SET run_at = EXCLUDED.run_at WHERE jobs.state = 'queued'"},
-    /* DELETE of an article still generating: refund its current charge first (credits_refund is idempotent,
-     * and the row lock orders this against the pipeline finishing at the same moment). */
-    {"article_refund_generating",
-     "WITH a AS (SELECT id, charge_txn_id FROM articles"
-     "            WHERE id = $1 AND user_id = $2 AND status IN " GENERATING " FOR UPDATE)"
-     " SELECT credits_refund(a.charge_txn_id, 'Article cancelled') AS refunded FROM a"},
-    {"article_cancel_jobs",
-     "UPDATE jobs SET state = 'cancelled', finished_at = now(), last_error = 'article deleted'"
-     " WHERE article_id = $1 AND kind = 'generate_article' AND state IN ('queued', 'running')"
-     "   AND EXISTS (SELECT 1 FROM articles WHERE id = $1 AND user_id = $2)"},
-    {"article_delete", "DELETE FROM articles WHERE id = $1 AND user_id = $2 RETURNING id"},
-    {"article_retry_check",
-     "SELECT CASE WHEN a.id IS NULL THEN inkloop_raise('IL404', 'Article not found')"
-     "            WHEN a.status <> 'failed' THEN inkloop_raise('IL400', 'Can only retry failed articles')"
-     "            WHEN a.retry_count >= 3 THEN inkloop_raise('IL400', 'Maximum retry limit reached') END AS "
-     "ok"
-     "  FROM (SELECT 1) one LEFT JOIN LATERAL"
-     "       (SELECT id, status, retry_count FROM articles WHERE id = $1 AND user_id = $2 FOR UPDATE) a ON "
-     "true"},
-    /* A retry charges a new attempt (charge_seq + 1) and keeps last_stage_done, so the pipeline resumes
-     * after the last stage whose output is stored. */
-    {"article_retry", "UPDATE articles SET status = 'queued', error_message = NULL, progress_detail = NULL,"
-                      "  retry_count = retry_count + 1,"
-                      "  charge_seq = charge_seq + CASE WHEN $3::int > 0 THEN 1 ELSE 0 END,"
-                      "  charge_txn_id = CASE WHEN $3::int > 0"
-                      "                       THEN credits_charge(user_id, $3::int, id, charge_seq + 1, "
-                      "'Article generation retry')"
-                      "                  END,"
-                      "  credits_charged = credits_charged + $3::int"
-                      " WHERE id = $1 AND user_id = $2 AND status = 'failed'"},
-    {"article_deliver_check",
-     "SELECT CASE WHEN a.id IS NULL THEN inkloop_raise('IL404', 'Article not found')"
-     "            WHEN a.no_content OR a.status NOT IN ('completed', 'posted', 'delivery_failed')"
-     "            THEN inkloop_raise('IL400', 'Article has not been generated yet')"
-     "            WHEN a.webhook_integration_id IS NULL"
-     "            THEN inkloop_raise('IL400', 'Article has no webhook integration') END AS ok"
-     "  FROM (SELECT 1) one LEFT JOIN LATERAL"
-     "       (SELECT id, status, content IS NULL AS no_content, webhook_integration_id FROM articles"
-     "         WHERE id = $1 AND user_id = $2 FOR UPDATE) a ON true"},
-    {"article_deliver",
-     "UPDATE articles SET posting_attempt_count = 0, last_posting_error = NULL, next_delivery_at = now(),"
-     "  status = CASE WHEN status IN ('posted', 'delivery_failed') THEN 'completed' ELSE status END"
-     " WHERE id = $1 AND user_id = $2"},
-    /* "Deliver now": a queued delivery job is pulled forward rather than duplicated. The delivery machine
-     * that runs these jobs is the delivery issue's; this only records that one is due. */
-    {"article_enqueue_delivery", "INSERT INTO jobs (kind, article_id) VALUES ('deliver_webhook', $1)"
-                                 " ON CONFLICT (article_id, kind) WHERE state IN ('queued', 'running')"
-                                 " DO UPDATE SET run_at = least(jobs.run_at, EXCLUDED.run_at)"},
-    {"article_exists", "SELECT EXISTS (SELECT 1 FROM articles WHERE id = $1 AND user_id = $2) AS found"},
-    {"article_deliveries",
-     "SELECT d.id, d.attempt, d.integration_id, d.url, d.status_code, d.error, d.duration_ms,"
-     "       d.created_at AT TIME ZONE 'UTC' AS created_at"
-     "  FROM webhook_deliveries d JOIN articles a ON a.id = d.article_id"
-     " WHERE d.article_id = $1 AND a.user_id = $2 ORDER BY d.created_at DESC, d.id DESC OFFSET $3 LIMIT $4"},
-    {"campaign_exists", "SELECT EXISTS (SELECT 1 FROM campaigns WHERE id = $1 AND user_id = $2) AS found"},
-    {"campaign_articles",
-     "SELECT " ARTICLE_SELECT_LIST " FROM articles a WHERE a.campaign_id = $1 AND a.user_id = $2"
-     " ORDER BY a.created_at DESC, a.id DESC OFFSET $3 LIMIT $4"},
-    /* POST /internal/article-complete. The status change applies only to an article still generating, and
-     * the UPDATE matches only when something would change, so repeating a call changes nothing (not even
-     * updated_at). failed refunds the current charge (idempotent); completed schedules delivery when the
-     * article has an integration. Either cancels the in-process generation job, since the work was done
-     * outside. $1 id, $2 tokens_used, $3 status or NULL, $4 content or NULL, $5 error_message or NULL, $6-$7
-     * the content's HTML and word count, $8 its H1 (the title, as for PATCH: not while still generating).
-     * Completing an article that has no content is refused (400): it would have nothing to deliver. */
-    {"article_complete",
-     "WITH o AS (SELECT id, status, content FROM articles WHERE id = $1 FOR UPDATE),"
-     " chk AS (SELECT CASE WHEN $3::text = 'completed' AND o.status IN " GENERATING
-     "                      AND $4::text IS NULL AND o.content IS NULL"
-     "                 THEN inkloop_raise('IL400', 'Cannot complete an article without content') END AS ok "
-     "FROM o),"
-     " u AS (UPDATE articles a SET tokens_used = $2::int, content = coalesce($4::text, a.content),"
-     "   content_html = CASE WHEN $4::text IS NULL THEN a.content_html ELSE $6 END,"
-     "   word_count = CASE WHEN $4::text IS NULL THEN a.word_count ELSE $7::int END,"
-     "   title = CASE WHEN $4::text IS NOT NULL"
-     "                 AND (CASE WHEN $3::text IS NOT NULL AND o.status IN " GENERATING
-     " THEN $3::text ELSE a.status END) NOT IN " GENERATING
-     "                THEN coalesce($8, a.title) ELSE a.title END,"
-     "   status = CASE WHEN $3::text IS NOT NULL AND o.status IN " GENERATING
-     " THEN $3::text ELSE a.status END,"
-     "   progress_detail = CASE WHEN $3::text IS NOT NULL AND o.status IN " GENERATING " THEN NULL"
-     "                          ELSE a.progress_detail END,"
-     "   error_message = CASE WHEN o.status IN " GENERATING " AND $3::text = 'failed'"
-     "                        THEN coalesce($5::text, 'Generation failed')"
-     "                        WHEN o.status IN " GENERATING " AND $3::text = 'completed' THEN NULL"
-     "                        ELSE a.error_message END,"
-     "   completed_at = CASE WHEN o.status IN " GENERATING " AND $3::text = 'completed' THEN now()"
-     "                       ELSE a.completed_at END,"
-     "   next_delivery_at = CASE WHEN o.status IN " GENERATING " AND $3::text = 'completed'"
-     "                                AND a.webhook_integration_id IS NOT NULL"
-     "                           THEN coalesce(a.scheduled_at, now()) ELSE a.next_delivery_at END,"
-     "   credits_charged = CASE WHEN o.status IN " GENERATING " AND $3::text = 'failed'"
-     "                          THEN a.credits_charged - credits_refund(a.charge_txn_id, 'Article generation "
-     "failed')"
-     "                          ELSE a.credits_charged END"
-     "   FROM o WHERE a.id = o.id"
-     "    AND (a.tokens_used <> $2::int OR ($4::text IS NOT NULL AND a.content IS DISTINCT FROM $4::text)"
-     "         OR ($3::text IS NOT NULL AND o.status IN " GENERATING "))"
-     "   RETURNING a.id, a.status, o.status AS old_status, a.next_delivery_at, a.webhook_integration_id),"
-     " j AS (UPDATE jobs SET state = 'cancelled', finished_at = now(), last_error = 'completed outside the "
-     "process'"
-     "        WHERE kind = 'generate_article' AND state IN ('queued', 'running')"
-     "          AND article_id IN (SELECT id FROM u WHERE old_status IN " GENERATING
-     "                                               AND status IN ('completed', 'failed'))"
-     "       RETURNING id),"
-     " d AS (INSERT INTO jobs (kind, article_id, run_at)"
-     "       SELECT 'deliver_webhook', id, next_delivery_at FROM u"
-     "        WHERE old_status IN " GENERATING
-     " AND status = 'completed' AND webhook_integration_id IS NOT NULL"
-     "       ON CONFLICT (article_id, kind) WHERE state IN ('queued', 'running') DO NOTHING RETURNING id)"
-     " SELECT (SELECT count(*) FROM o) AS found, (SELECT count(*) FROM u) AS changed,"
-     "        (SELECT count(*) FROM j) AS cancelled, (SELECT count(*) FROM d) AS deliveries,"
-     "        (SELECT count(*) FROM chk) AS checked"},
-};
-
 int articles_prepare(db_pool_t *pool)
 {
-    return db_pool_prepare_all(pool, statements, sizeof(statements) / sizeof(statements[0]));
+    return db_pool_prepare_all(pool, queries_articles, queries_articles_count);
 }
 
 /* ---- the Article serializer ---- */

@@ -12,28 +12,8 @@
 
 #include <stdint.h>
 
-/** The select list of one article, for a statement over "articles a": every Article field (timestamps in UTC,
- * sources and brief as JSON text). Render each row with articles_write_json. */
-#define ARTICLE_SELECT_LIST                                                                                  \
-    "a.id, a.topic, a.title, a.raw_query, a.status, a.scheduled_at AT TIME ZONE 'UTC' AS scheduled_at, "     \
-    "a.timezone,"                                                                                            \
-    " a.created_at AT TIME ZONE 'UTC' AS created_at, a.updated_at AT TIME ZONE 'UTC' AS updated_at,"         \
-    " a.completed_at AT TIME ZONE 'UTC' AS completed_at, a.posted_at AT TIME ZONE 'UTC' AS posted_at,"       \
-    " a.category, a.target_length, a.source_count, a.language, a.content, a.content_html, a.word_count,"     \
-    " a.meta_description, a.slug,"                                                                           \
-    " (SELECT coalesce(json_agg(json_build_object('id', s.id, 'url', s.url, 'title', s.title,"               \
-    "                                             'source_origin', s.source_origin) ORDER BY s.position),"   \
-    "                  '[]'::json)"                                                                          \
-    "    FROM article_sources s WHERE s.article_id = a.id)::text AS sources,"                                \
-    " CASE WHEN a.brief IS NULL THEN NULL"                                                                   \
-    "      ELSE json_build_object('keywords', coalesce(a.brief -> 'keywords', '[]'::jsonb),"                 \
-    "                             'outline', coalesce(a.brief -> 'outline', '[]'::jsonb),"                   \
-    "                             'strategy', a.brief -> 'strategy')::text END AS brief,"                    \
-    " a.campaign_id, a.webhook_integration_id, a.is_recurring, a.tokens_used, a.prompt_tokens,"              \
-    " a.completion_tokens, a.error_message, a.retry_count, a.posting_attempt_count, a.last_posting_error,"   \
-    " a.published_url"
-
-/** Writes row of res (selected with ARTICLE_SELECT_LIST) as an Article object. */
+/** Writes row of res (selected with the article_select_list of sql/queries/articles.sql) as an Article
+ * object. */
 void articles_write_json(json_writer_t *w, const PGresult *res, int row);
 /** Writes every row of res as a JSON array of Articles. */
 void articles_write_list(json_writer_t *w, const PGresult *res);
@@ -79,7 +59,7 @@ void articles_reply_batch_error(http_req_t *req, const db_result_t *r, size_t n,
 void articles_check_timezone(http_req_t *req, const char *tz, void (*next)(void *op), void (*drop)(void *op),
                              void *op);
 
-/** Registers the statements of this file. */
+/** Registers sql/queries/articles.sql. */
 int articles_prepare(db_pool_t *pool);
 
 void articles_create(http_req_t *req);            /* POST /articles, POST /generate */

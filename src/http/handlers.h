@@ -13,8 +13,6 @@ int http_prepare_statements(db_pool_t *pool);
 void health_get(http_req_t *req);
 
 /* titlegen.c */
-/** Registers the statements of sql/queries/titles.sql. */
-int titlegen_prepare(db_pool_t *pool);
 /** POST /generate/titles: titles from one LLM call, stored as generated. */
 void titlegen_post(http_req_t *req);
 

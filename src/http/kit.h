@@ -56,7 +56,8 @@ size_t kit_utf8_len(const char *s);
 /** Parses ?skip= and ?limit= (defaults 0 and 50, limit at most 200); replies 422 and returns -1 when bad. */
 int kit_paging(http_req_t *req, int64_t *skip, int64_t *limit);
 
-/** A timestamp from a request, normalized for PostgreSQL. */
+/** A timestamp from a request, normalized for PostgreSQL. A statement reads it as inkloop_ts(text, has_offset
+ * ("t"/"f"), timezone of a local time), a SQL function of 0010_sql_functions.sql. */
 typedef struct st_kit_ts_t {
     char text[40];  /* "YYYY-MM-DD HH:MM:SS.ffffff" plus the offset when one was given ("+05:30", "+00:00") */
     int has_offset; /* 0: local time, to be read in the record's timezone */
@@ -69,12 +70,6 @@ int kit_parse_timestamp(const char *s, kit_ts_t *out);
 int kit_parse_date(const char *s);
 /** A timestamp member: 1 when present and valid, 0 absent (or null/""), -1 after recording an error. */
 int v_timestamp(validator_t *v, const char *field, kit_ts_t *out);
-/** SQL that turns a kit_ts_t given as parameters ($ts text, $has_offset bool, $tz text) into timestamptz;
- * use with the placeholders substituted, e.g. KIT_TS_SQL("$5", "$6", "$7"). */
-#define KIT_TS_SQL(ts, has_offset, tz)                                                                       \
-    "(CASE WHEN " ts "::text IS NULL THEN NULL WHEN " has_offset "::bool THEN " ts "::timestamptz"           \
-    " ELSE (" ts "::timestamp AT TIME ZONE " tz "::text) END)"
-
 /** db_batch owned by req: the batch is attached to req (http_req_set_cancel), so when req ends before the
  * results arrive (the client went away, or the shutdown deadline answered it), the batch is cancelled,
  * free_data(data) runs (when free_data is not NULL) and cb never does. Otherwise cb runs as for db_batch,

@@ -1,6 +1,7 @@
 #include "http/router.h"
 
 #include "core/alloc.h"
+#include "http/url.h"
 
 #include <stdint.h>
 #include <string.h>
@@ -31,17 +32,6 @@ static int next_segment(const char *s, size_t len, size_t *pos, seg_t *out)
     return 1;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Compares a raw path segment, percent-decoding it on the fly, with a literal pattern segment, so that
  * "/art%69cles" reaches "/articles" like it would through a decoding router. */
 static int literal_equals(seg_t raw, seg_t lit)
@@ -50,12 +40,10 @@ static int literal_equals(seg_t raw, seg_t lit)
     while (i < raw.len) {
         char c = raw.p[i];
         if (c == '%') {
-            if (i + 2 >= raw.len)
+            int byte = url_escape_at(raw.p, raw.len, i);
+            if (byte < 0)
                 return 0;
-            int hi = hexval(raw.p[i + 1]), lo = hexval(raw.p[i + 2]);
-            if (hi < 0 || lo < 0)
-                return 0;
-            c = (char)(hi * 16 + lo);
+            c = (char)byte;
             i += 3;
         } else {
             i++;

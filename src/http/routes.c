@@ -78,8 +78,7 @@ const size_t http_route_count = sizeof(http_routes) / sizeof(http_routes[0]);
 
 int http_prepare_statements(db_pool_t *pool)
 {
-    if (auth_prepare(pool) != 0 || credits_prepare(pool) != 0 || titlegen_prepare(pool) != 0 ||
-        ops_prepare(pool) != 0)
+    if (auth_prepare(pool) != 0 || credits_prepare(pool) != 0 || ops_prepare(pool) != 0)
         return -1;
     if (integrations_prepare(pool) != 0 || campaigns_prepare(pool) != 0 || idem_prepare(pool) != 0 ||
         articles_prepare(pool) != 0 || titles_prepare(pool) != 0 || events_prepare(pool) != 0)

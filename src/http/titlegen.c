@@ -7,18 +7,12 @@
 #include "http/kit.h"
 #include "pipeline/llm.h"
 #include "pipeline/titles.h"
-#include "queries.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define DESCRIPTION_MAX_CHARS 2000
-
-int titlegen_prepare(db_pool_t *pool)
-{
-    return db_pool_prepare_all(pool, queries_titles, queries_titles_count);
-}
 
 /* One title generation. Its request owns it (http_req_set_cancel): when the client goes away or the shutdown
  * deadline answers it, on_titlegen_cancel ends the LLM call or the insert in flight and frees it. */

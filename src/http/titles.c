@@ -7,42 +7,15 @@
 #include "http/articles.h"
 #include "http/idempotency.h"
 #include "http/kit.h"
+#include "queries.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static const db_named_sql_t statements[] = {
-    {"title_verify",
-     "UPDATE titles SET title = coalesce($3, title), status = $4 WHERE id = $1 AND user_id = $2"
-     " RETURNING id, title, description, status, created_at AT TIME ZONE 'UTC' AS created_at"},
-    /* Every title named must be the caller's and approved; anything else is the same 400, so another user's
-     * title ids reveal nothing. $2 holds distinct ids. */
-    {"titles_require",
-     "SELECT CASE WHEN (SELECT count(*) FROM titles WHERE id = ANY($2::uuid[]) AND user_id = $1"
-     "                     AND status = 'approved') <> cardinality($2::uuid[])"
-     "            THEN inkloop_raise('IL400', 'Some titles not found') END AS ok"},
-    /* "N credits or none": the whole amount is checked (and the balance locked) before the first charge, so
-     * the 402 names N; each article is then charged as its own attempt. */
-    {"titles_credits_require", "SELECT credits_require($1, $2::int)"},
-    /* One article per title, in the order given: topic = raw_query = title = the approved title (a title set
-     * from the start tells the pipeline to keep it as the H1). Parameters as
-     * article_insert in articles.c, but $2 title ids and $3 the new article ids (same order). */
-    {"titles_insert_articles",
-     "INSERT INTO articles (id, user_id, topic, raw_query, title, category, target_length, source_count,"
-     " scheduled_at, timezone, webhook_integration_id, language, charge_seq, charge_txn_id, credits_charged)"
-     " SELECT x.aid, $1, t.title, left(t.title, 2000), t.title, $4, $5::int, $6::int, " KIT_TS_SQL(
-         "$7", "$8", "$9") ", $9, $10::uuid, $11, CASE WHEN $12::int > 0 THEN 1 ELSE 0 END,"
-                           " CASE WHEN $12::int > 0 THEN credits_charge($1, $12::int, x.aid, 1, 'Article "
-                           "generation') END, $12::int"
-                           " FROM unnest($2::uuid[], $3::uuid[]) WITH ORDINALITY AS x(tid, aid, ord)"
-                           " JOIN titles t ON t.id = x.tid AND t.user_id = $1 AND t.status = 'approved'"
-                           " ORDER BY x.ord"},
-};
-
 int titles_prepare(db_pool_t *pool)
 {
-    return db_pool_prepare_all(pool, statements, sizeof(statements) / sizeof(statements[0]));
+    return db_pool_prepare_all(pool, queries_titles, queries_titles_count);
 }
 
 /* ---- PATCH /titles/{id}/verify ---- */

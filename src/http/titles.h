@@ -1,5 +1,5 @@
-/* Titles (API.md section 4): PATCH /titles/{id}/verify and POST /generate/batch (POST /generate/titles needs
- * the LLM and comes with the generation issue). */
+/* Titles (API.md section 4): PATCH /titles/{id}/verify and POST /generate/batch (POST /generate/titles is
+ * titlegen.c). */
 #ifndef INKLOOP_HTTP_TITLES_H
 #define INKLOOP_HTTP_TITLES_H
 
@@ -9,7 +9,7 @@
 /** Most titles one batch may turn into articles. */
 #define TITLES_BATCH_MAX 100
 
-/** Registers the statements of this file. */
+/** Registers sql/queries/titles.sql: the statements of this file and of titlegen.c. */
 int titles_prepare(db_pool_t *pool);
 
 void titles_verify(http_req_t *req); /* PATCH /titles/{title_id}/verify */

@@ -729,14 +729,21 @@ static void on_rescued(const db_result_t *results, size_t n, void *data)
         return;
     }
     int rows = PQntuples(res->res), requeued = 0;
+    /* One line per job at info (a takeover after kill -9 names every job, and the warning rate limit would
+     * hide all but a few), one warning per sweep with the count. */
     for (int i = 0; i < rows; i++) {
         const char *state = db_value(res->res, i, "state");
         requeued += strcmp(state, "queued") == 0;
-        log_warn(ACTION_RESCUE, "job %s (%s) held by %s: %s; %s", db_value(res->res, i, "id"),
+        log_info(ACTION_RESCUE, "job %s (%s) held by %s: %s; %s", db_value(res->res, i, "id"),
                  db_value(res->res, i, "kind"), db_value(res->res, i, "held_by"),
                  db_value(res->res, i, "why"),
                  strcmp(state, "queued") == 0 ? "queued again" : "failed (no attempts left)");
     }
+    if (rows > 0)
+        log_warn(
+            ACTION_RESCUE,
+            "took back %d job(s) whose process is gone or whose lease expired: %d queued again, %d failed",
+            rows, requeued, rows - requeued);
     r->stats.rescued += (uint64_t)rows;
     /* A full batch: more may be waiting. */
     if (rows >= RESCUE_BATCH || r->rescue_pending) {

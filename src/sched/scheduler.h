@@ -3,9 +3,10 @@
  *
  * A tick claims the due campaigns in batches (one indexed query each: campaigns_due_idx), asks the LLM once
  * per campaign for the titles of its due slots, and commits each campaign in its own transaction
- * (campaign_sched_commit in sql/0006_sched.sql), which decides again under the campaign's row lock. Exactly
- * one article per (campaign, slot) is enforced there by the database, so overlapping ticks, restarts and
- * several processes can never double one. POST /admin/scheduler/tick runs the same tick as of a given time.
+ * (campaign_sched_commit, sql/0007_article_title.sql), which decides again under the campaign's row lock.
+ * Exactly one article per (campaign, slot) is enforced there by the database, so overlapping ticks, restarts
+ * and several processes can never double one. POST /admin/scheduler/tick runs the same tick as of a given
+ * time.
  */
 #ifndef INKLOOP_SCHED_SCHEDULER_H
 #define INKLOOP_SCHED_SCHEDULER_H

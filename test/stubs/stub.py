@@ -884,12 +884,14 @@ class StubServer(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 1024
 
-    def __init__(self, addr, state, verbose):
+    def __init__(self, addr, state, verbose, public_url=None):
         super().__init__(addr, Handler)
         self.state = state
         self.verbose = verbose
         host, port = self.server_address[:2]
-        self.base_url = "http://%s:%d" % (host, port)
+        # The address the links it hands out (search results, redirects) point at: its own listening address,
+        # unless it is reached under another name (e.g. a container's service name).
+        self.base_url = public_url.rstrip("/") if public_url else "http://%s:%d" % (host, port)
 
     def handle_error(self, request, client_address):
         # a client going away mid-reply is normal here (timeouts in tests); say nothing unless asked
@@ -1341,6 +1343,8 @@ def parse_args(argv):
     p = argparse.ArgumentParser(description="inkloop stub peers (LLM, search, pages, webhook sink)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=0, help="0 picks a free port (printed in the READY line)")
+    p.add_argument("--public-url", default=None,
+                   help="base URL of the links it returns, when clients reach it under another name (containers)")
     p.add_argument("--llm-key", default=None, help="require Authorization: Bearer <key> on the LLM")
     p.add_argument("--search-key", default=None, help="require X-Subscription-Token on the Brave endpoint")
     p.add_argument("--latency-ms", type=int, default=0)
@@ -1372,7 +1376,7 @@ def main(argv=None):
         return 2
     state = State(defaults)
     try:
-        server = StubServer((args.host, args.port), state, args.verbose)
+        server = StubServer((args.host, args.port), state, args.verbose, args.public_url)
     except OSError as e:
         sys.stderr.write("stub: cannot listen on %s:%d: %s\n" % (args.host, args.port, e.strerror))
         return 1

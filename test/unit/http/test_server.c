@@ -215,11 +215,12 @@ static const http_route_t test_routes[] = {
     {"POST", "/me", h_me, ROUTE_USER},
 };
 
-/* A stand-in for the real authentication: X-Test-User names the user. */
+/* A stand-in for the real authentication: X-Test-User names the user. The name is looked up in mixed case:
+ * http_header is case-insensitive (h2o stores request header names lowercased). */
 static void test_auth(http_req_t *req, http_handler_cb next)
 {
     size_t len;
-    const char *u = http_header(req, "x-test-user", &len);
+    const char *u = http_header(req, "X-Test-User", &len);
     if (u == NULL || len == 0 || len >= sizeof(req->user_id)) {
         http_add_header(req, "WWW-Authenticate", "Bearer");
         http_reply_error(req, 401, "Not authenticated");

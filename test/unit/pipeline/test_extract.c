@@ -8,6 +8,7 @@
  *   "max N" / "min N"  bounds on the text length in bytes
  *   "content-type V"   the Content-Type header to pass
  *   "encoding NAME"    the encoding extract_html must report
+ *   "author V", "date V", "site V", "lang V"   the metadata extract_html must report
  * In texts, "\n" stands for a newline. */
 #include "pipeline/extract.h"
 #include "tap.h"
@@ -71,7 +72,12 @@ static int result_sane(const extract_result_t *r)
 {
     return r->title != NULL && r->text != NULL && strlen(r->text) == r->text_len &&
            r->text_len <= EXTRACT_TEXT_MAX && strlen(r->title) <= EXTRACT_TITLE_MAX &&
-           utf8_valid(r->title, strlen(r->title)) && utf8_valid(r->text, r->text_len);
+           utf8_valid(r->title, strlen(r->title)) && utf8_valid(r->text, r->text_len) && r->author != NULL &&
+           r->date != NULL && r->site_name != NULL && r->lang != NULL &&
+           strlen(r->author) <= EXTRACT_META_MAX && strlen(r->date) <= EXTRACT_META_MAX &&
+           strlen(r->site_name) <= EXTRACT_META_MAX && strlen(r->lang) <= EXTRACT_META_MAX &&
+           utf8_valid(r->author, strlen(r->author)) && utf8_valid(r->date, strlen(r->date)) &&
+           utf8_valid(r->site_name, strlen(r->site_name)) && utf8_valid(r->lang, strlen(r->lang));
 }
 
 static char *unescape(const char *s)
@@ -143,6 +149,14 @@ static void corpus_check(const char *name)
                    line + 4, r.text_len);
         } else if (strncmp(line, "encoding ", 9) == 0) {
             TAP_IS_STR(r.encoding, line + 9, "%s: decoded as %s", name, line + 9);
+        } else if (strncmp(line, "author ", 7) == 0) {
+            TAP_IS_STR(r.author, line + 7, "%s: author", name);
+        } else if (strncmp(line, "date ", 5) == 0) {
+            TAP_IS_STR(r.date, line + 5, "%s: date", name);
+        } else if (strncmp(line, "site ", 5) == 0) {
+            TAP_IS_STR(r.site_name, line + 5, "%s: site name", name);
+        } else if (strncmp(line, "lang ", 5) == 0) {
+            TAP_IS_STR(r.lang, line + 5, "%s: language", name);
         }
         line = nl ? nl + 1 : NULL;
     }
@@ -409,14 +423,28 @@ static void test_caps(void)
     /* 3 MiB of paragraphs made of 3-byte characters: the text cap must cut at a character boundary. */
     buf_t b = BUF_INIT;
     buf_puts(&b, "<html><body><article>");
-    while (b.len < 3 * 1024 * 1024)
-        buf_puts(&b, "<p>\xE2\x82\xAC\xE2\x82\xAC words words words, \xE2\x82\xAC more words here.</p>\n");
+    /* Numbered, so that no paragraph repeats another (repeats are dropped as duplicated captions). */
+    for (unsigned i = 0; b.len < 3 * 1024 * 1024; i++)
+        buf_printf(
+            &b, "<p>\xE2\x82\xAC\xE2\x82\xAC words words words %u, \xE2\x82\xAC more words here.</p>\n", i);
     buf_puts(&b, "</article></body></html>");
     extract_result_t r;
     extract_html(b.data, b.len, NULL, NULL, &r);
     TAP_OK(result_sane(&r), "huge page: sane result");
     TAP_OK(r.text_len > EXTRACT_TEXT_MAX - 100 && r.text_len <= EXTRACT_TEXT_MAX,
            "huge page: text capped at %d bytes (%zu)", EXTRACT_TEXT_MAX, r.text_len);
+    extract_result_free(&r);
+    buf_free(&b);
+
+    /* A site name taken from a long title's tail is capped at EXTRACT_META_MAX (found by the fuzzer). */
+    buf_puts(&b, "<title>Short title | ");
+    for (int i = 0; i < 120; i++)
+        buf_puts(&b, "\xC3\xA9t\xC3\xA9 ");
+    buf_puts(&b, "</title><p>Body text of the page.</p>");
+    extract_html(b.data, b.len, NULL, NULL, &r);
+    TAP_OK(result_sane(&r) && strlen(r.site_name) > EXTRACT_META_MAX - 8, "long site name capped (%zu bytes)",
+           strlen(r.site_name));
+    TAP_IS_STR(r.title, "Short title", "...and cut off the title");
     extract_result_free(&r);
     buf_free(&b);
 

@@ -183,6 +183,21 @@ static void test_happy_path(void)
             TAP_OK(repair != NULL && repair->n == 4 && strstr(repair->text, "could not be used") != NULL,
                    "an unusable brief gets one repair turn");
         }
+        if (k == 7) {
+            fake_op_t *b = fake_find(FAKE_LLM, NULL);
+            TAP_OK(b != NULL && b->n == 2 && strstr(b->text, "Topic: best tea\nCategory: food\n") != NULL &&
+                       strstr(b->text, "[1] A (http://example.test/a)\nText A\n\n[2] B") != NULL,
+                   "the analysis prompt carries the settings and the numbered sources with their text");
+        }
+        if (k == 11) {
+            fake_op_t *w = fake_find(FAKE_LLM, NULL);
+            TAP_OK(w != NULL && w->n == 2 &&
+                       strstr(w->text, "{\"outline\":[{\"heading\":\"Intro\",\"level\":2,\"points\":[\"p\"],"
+                                       "\"citations\":[1],\"subsections\":[]}]}") != NULL &&
+                       strstr(w->text, "Use these keywords naturally: k1, k2.\nStrategy: Be clear") != NULL &&
+                       strstr(w->text, "about 800 words") != NULL,
+                   "the writer's prompt carries the stored brief's outline, keywords and strategy");
+        }
         if (k == 14) {
             fake_op_t *cont = fake_find(FAKE_LLM, NULL);
             TAP_OK(cont != NULL && cont->n == 4 && strstr(cont->text, "Continue the article") != NULL,
