@@ -182,7 +182,8 @@ static void on_response(net_op_t *op)
         log_warn("calling a provider", "%s: %s (attempt %d of %d), retrying in %llu ms", p->name, why,
                  c->pub.attempts, p->cfg.max_attempts, (unsigned long long)delay);
         c->state = CALL_BACKOFF;
-        uv_timer_start(&c->timer, on_backoff_done, delay, 0);
+        if (uv_timer_start(&c->timer, on_backoff_done, delay, 0) != 0)
+            abort(); /* only for a closing handle: a bug */
         return;
     }
     /* The final error keeps the provider's own message when it sent one, so error_message says what it said.
@@ -234,7 +235,8 @@ provider_call_t *provider_start(provider_t *p, const net_request_t *req, provide
     for (size_t i = 0; i < n; i++)
         c->headers[i] = xstrdup(req->headers[i]);
     c->nheaders = n;
-    uv_timer_init(p->loop, &c->timer);
+    if (uv_timer_init(p->loop, &c->timer) != 0)
+        abort(); /* only fails for an invalid loop */
     c->timer.data = c;
     c->next_all = p->all;
     if (p->all)
@@ -273,7 +275,8 @@ void provider_cancel(provider_call_t *call)
         p->in_flight--;
         break;
     case CALL_BACKOFF:
-        uv_timer_stop(&c->timer);
+        if (uv_timer_stop(&c->timer) != 0)
+            abort();
         p->in_flight--;
         break;
     case CALL_DONE:

@@ -15,7 +15,9 @@
 #include "core/log.h"
 #include "core/timeutil.h"
 #include "jobs/queue.h"
+#include "db/step.h"
 #include "pipeline/llm.h"
+#include "pipeline/ports.h"
 #include "pipeline/titles.h"
 #include "queries.h"
 
@@ -55,7 +57,8 @@ int sched_prepare(db_pool_t *pool)
     X(START)    /* waits for the first loop turn, so the callback never runs inside sched_tick */            \
     X(CLAIM)    /* claims the next batch of due campaigns */                                                 \
     X(CLAIMING) /* waits for the claim query */                                                              \
-    X(RUN)      /* starts campaigns up to SCHED_PARALLEL; waits for them to finish */                        \
+    X(RUN)      /* starts campaigns up to SCHED_PARALLEL; waits for them to finish (the tick's deadline) */  \
+    X(ABORT)    /* stopped early (deadline, shutdown, cancel): stops every operation, ends its leases */     \
     X(DONE)     /* reported; the tick is freed once its timer is closed */
 
 typedef enum {
@@ -73,9 +76,9 @@ static const char *const tick_state_names[] = {
 #define CAMP_STATES(X)                                                                                       \
     X(IDLE)       /* claimed, not started yet */                                                             \
     X(TITLES)     /* asks the LLM for one title per due slot */                                              \
-    X(TITLING)    /* waits for the LLM */                                                                    \
+    X(TITLING)    /* waits for the LLM (bounded by the tick's deadline) */                                   \
     X(COMMIT)     /* sends the campaign's transaction */                                                     \
-    X(COMMITTING) /* waits for it */                                                                         \
+    X(COMMITTING) /* waits for it (bounded by the tick's deadline) */                                        \
     X(DONE)       /* counted in the tick's report */
 
 typedef enum {
@@ -102,8 +105,9 @@ typedef struct st_camp_t {
     char **titles;
     size_t ntitles;
     char *err; /* why there are fewer titles than due slots: stored as the campaign's last_error */
+    /* in flight: at most one of these */
     llm_call_t *lc;
-    db_query_t *q;
+    db_step_t step;
 } camp_t;
 
 struct st_sched_tick_t {
@@ -117,10 +121,11 @@ struct st_sched_tick_t {
     sched_tick_cb cb;
     void *data;
     uint64_t deadline_ms;
-    db_query_t *q;
-    PGresult *claim; /* the last claim's rows, copied */
-    const char *claim_err;
-    int claim_full; /* the last claim filled its batch: claim again after this one */
+    const char *abort_why; /* set: the tick stops early (ABORT) */
+    db_step_t step;        /* the claim; step.res holds the last claim's rows */
+    int claim_full;
+    int claim_sent; /* a claim went out: the tick may hold leases */ /* the last claim filled its batch: claim
+                                                                        again after this one */
     camp_t *camps;
     size_t ncamps, next_camp, running;
     sched_report_t report;
@@ -131,7 +136,10 @@ struct st_sched_tick_t {
 
 struct st_sched_t {
     app_t *app;
-    uv_timer_t timer; /* the periodic tick */
+    db_target_t db;            /* the pool, or a test's fake */
+    uint64_t tick_deadline_ms; /* a test's tick deadline; 0: the one lease_s gives */
+    llm_port_t llm;            /* app->llm, or a test's fake; ctx NULL: no LLM */
+    uv_timer_t timer;          /* the periodic tick */
     int started, stopping;
     char proc_id[96];
     uint64_t seq;
@@ -182,9 +190,8 @@ static void camps_clear(sched_tick_t *t)
     for (size_t i = 0; i < t->ncamps; i++) {
         camp_t *c = &t->camps[i];
         if (c->lc != NULL)
-            llm_cancel(c->lc);
-        if (c->q != NULL)
-            db_query_cancel(c->q);
+            t->sched->llm.cancel(c->lc);
+        db_step_clear(&c->step);
         free(c->subject);
         free(c->err);
         free_strings(c->avoid, c->navoid);
@@ -234,24 +241,23 @@ static void on_titles(llm_call_t *call)
     camp_advance(c);
 }
 
-static void on_committed(const db_result_t *r, size_t n, void *data)
+static void on_committed(db_step_t *step)
 {
-    camp_t *c = data;
-    sched_tick_t *t = c->tick;
-    c->q = NULL;
+    camp_t *c = step->data;
     c->ready = 1;
-    if (r[n - 1].err != NULL) {
-        const db_result_t *f = &r[n - 1];
-        for (size_t i = 0; i < n; i++)
-            if (r[i].err != NULL) {
-                f = &r[i];
-                break;
-            }
+    camp_advance(c);
+}
+
+/* Counts the campaign's commit in the tick's report. */
+static void count_commit(camp_t *c)
+{
+    sched_tick_t *t = c->tick;
+    if (c->step.err != NULL) {
         log_warn("scheduling campaign slots", "campaign %s: the transaction failed: %s; its slots stay due",
-                 c->id, f->err);
+                 c->id, c->step.err);
         t->report.failed++;
-    } else if (PQntuples(r[1].res) == 1) {
-        const PGresult *res = r[1].res;
+    } else if (c->step.rows == 1) {
+        const PGresult *res = c->step.res;
         int created = (int)db_int(res, 0, "created"), pending = (int)db_int(res, 0, "pending");
         const char *status = db_value(res, 0, "status");
         t->report.articles_created += created;
@@ -270,7 +276,7 @@ static void on_committed(const db_result_t *r, size_t n, void *data)
             log_info("scheduling campaign slots", "campaign %s: %d article(s) created, campaign %s", c->id,
                      created, status != NULL ? status : "gone");
     }
-    camp_advance(c);
+    db_step_clear(&c->step);
 }
 
 static void camp_advance(camp_t *c)
@@ -288,7 +294,7 @@ static void camp_advance(camp_t *c)
                 camp_set_state(c, CAMP_COMMIT);
                 break;
             }
-            if (app->llm == NULL) {
+            if (t->sched->llm.ctx == NULL) {
                 camp_fail(c, "Title generation failed: no LLM is configured (LLM_BASE_URL is not set)");
                 camp_set_state(c, CAMP_COMMIT);
                 break;
@@ -299,7 +305,7 @@ static void camp_advance(camp_t *c)
                 {"system", "You write titles for SEO articles. You reply with JSON only."}, {"user", prompt}};
             camp_set_state(c, CAMP_TITLING);
             c->ready = 0;
-            c->lc = llm_chat(app->llm, msgs, 2, 1, 0, on_titles, c);
+            c->lc = t->sched->llm.chat(t->sched->llm.ctx, msgs, 2, 1, 0, on_titles, c);
             free(prompt);
             if (c->lc == NULL) {
                 camp_fail(c, "Title generation failed: the LLM client is shutting down");
@@ -339,23 +345,24 @@ static void camp_advance(camp_t *c)
             db_stmt_t stmts[] = {{NULL, NO_JIT_SQL, 0, NULL},
                                  {"sched_commit", NULL, 9, commit},
                                  {"sched_enqueue", NULL, 2, enqueue}};
-            camp_set_state(c, CAMP_COMMITTING);
             c->ready = 0;
-            c->q = db_batch(app->db, stmts, 3, on_committed, c);
+            int rc = db_step_start(&c->step, stmts, 3, 1);
             buf_free(&titles);
             buf_free(&ids);
-            if (c->q == NULL) {
+            if (rc != 0) {
                 log_warn("scheduling campaign slots", "campaign %s: the database is busy; its slots stay due",
                          c->id);
                 t->report.failed++;
                 camp_set_state(c, CAMP_DONE);
                 break;
             }
+            camp_set_state(c, CAMP_COMMITTING);
             return;
         }
         case CAMP_COMMITTING:
             if (!c->ready)
                 return;
+            count_commit(c);
             camp_set_state(c, CAMP_DONE);
             break;
         case CAMP_DONE:
@@ -374,7 +381,7 @@ static void on_tick_closed(uv_handle_t *h)
     sched_tick_t *t = h->data;
     sched_t *s = t->sched;
     camps_clear(t);
-    PQclear(t->claim);
+    db_step_clear(&t->step);
     if (t->prev != NULL)
         t->prev->next = t->next;
     else
@@ -385,46 +392,33 @@ static void on_tick_closed(uv_handle_t *h)
     sched_maybe_closed(s);
 }
 
-static void on_released(const db_result_t *r, size_t n, void *data)
-{
-    (void)n;
-    (void)data;
-    if (r[0].err != NULL)
-        log_warn("scheduling campaign slots",
-                 "ending the leases of a stopped tick failed: %s; they expire by "
-                 "themselves",
-                 r[0].err);
-}
-
 /* Stops every operation of the tick; what was committed stays committed. Its remaining leases are ended by a
  * query that owes nothing to the tick (no data pointer), so it may outlive it; the pool finishes it before
  * closing. */
-static void tick_abort(sched_tick_t *t, const char *why)
+static void stop_work(sched_tick_t *t, int leased)
 {
-    if (t->state == TICK_DONE)
-        return;
-    if (t->state != TICK_START) {
+    if (leased) {
         const char *params[] = {t->id};
-        if (db_query(t->sched->app->db, "sched_release", 1, params, on_released, NULL) == NULL)
+        if (db_target_fire(&t->sched->db, "ending the leases of a stopped tick", "sched_release", 1,
+                           params) != 0)
             log_warn("scheduling campaign slots",
                      "tick %s: the database is busy; its leases expire by themselves", t->id);
     }
-    if (t->q != NULL) {
-        db_query_cancel(t->q);
-        t->q = NULL;
-    }
+    db_step_cancel(&t->step);
     for (size_t i = 0; i < t->ncamps; i++) {
         camp_t *c = &t->camps[i];
         if (c->lc != NULL)
-            llm_cancel(c->lc);
-        if (c->q != NULL)
-            db_query_cancel(c->q);
+            t->sched->llm.cancel(c->lc);
         c->lc = NULL;
-        c->q = NULL;
+        db_step_cancel(&c->step);
     }
-    snprintf(t->err, sizeof(t->err), "%s", why);
-    t->report.err = t->err;
-    tick_set_state(t, TICK_DONE);
+}
+
+/* Asks the tick to stop early; the transition is the machine's. */
+static void tick_abort(sched_tick_t *t, const char *why)
+{
+    if (t->abort_why == NULL)
+        t->abort_why = why;
     tick_advance(t);
 }
 
@@ -442,30 +436,15 @@ static void on_tick_timer(uv_timer_t *timer)
         return;
     }
     uint64_t now = uv_now(timer->loop);
-    uv_timer_start(&t->timer, on_tick_timer, t->deadline_ms > now ? t->deadline_ms - now : 0, 0);
+    if (uv_timer_start(&t->timer, on_tick_timer, t->deadline_ms > now ? t->deadline_ms - now : 0, 0) != 0)
+        abort(); /* only for a closing handle: a bug */
     tick_set_state(t, TICK_CLAIM);
     tick_advance(t);
 }
 
-static void on_claimed(const db_result_t *r, size_t n, void *data)
+static void on_claimed(db_step_t *step)
 {
-    sched_tick_t *t = data;
-    t->q = NULL;
-    PQclear(t->claim);
-    t->claim = NULL;
-    t->claim_err = NULL;
-    if (r[n - 1].err != NULL) {
-        const char *err = r[n - 1].err;
-        for (size_t i = 0; i < n; i++)
-            if (r[i].err != NULL) {
-                err = r[i].err;
-                break;
-            }
-        snprintf(t->err, sizeof(t->err), "claiming due campaigns failed: %s", err);
-        t->claim_err = t->err;
-    } else {
-        t->claim = PQcopyResult(r[n - 1].res, PG_COPYRES_ATTRS | PG_COPYRES_TUPLES);
-    }
+    sched_tick_t *t = step->data;
     t->ready = 1;
     tick_advance(t);
 }
@@ -473,7 +452,8 @@ static void on_claimed(const db_result_t *r, size_t n, void *data)
 /* The claim's rows into campaign machines. */
 static void load_camps(sched_tick_t *t)
 {
-    int rows = PQntuples(t->claim);
+    const PGresult *claim = t->step.res;
+    int rows = claim != NULL ? PQntuples(claim) : 0;
     t->claim_full = rows >= SCHED_CLAIM_BATCH;
     t->camps = xcalloc(rows > 0 ? (size_t)rows : 1, sizeof(camp_t));
     t->ncamps = (size_t)rows;
@@ -481,18 +461,19 @@ static void load_camps(sched_tick_t *t)
         camp_t *c = &t->camps[i];
         c->tick = t;
         c->state = CAMP_IDLE;
-        snprintf(c->id, sizeof(c->id), "%s", db_value(t->claim, i, "id"));
-        const char *topic = db_value(t->claim, i, "topic");
-        const char *desc = db_value(t->claim, i, "description");
+        db_step_init(&c->step, &t->sched->db, on_committed, c);
+        snprintf(c->id, sizeof(c->id), "%s", db_value(claim, i, "id"));
+        const char *topic = db_value(claim, i, "topic");
+        const char *desc = db_value(claim, i, "description");
         /* The topic is the subject; a description refines it on a line of its own, so a model (and the stub,
          * which reads the "Subject:" line) still sees the topic alone as the subject. */
         if (desc != NULL && desc[0] != '\0')
             c->subject = xasprintf("%s\nCampaign description: %s", topic, desc);
         else
             c->subject = xstrdup(topic);
-        int64_t due = db_int(t->claim, i, "due");
+        int64_t due = db_int(claim, i, "due");
         c->due = (int)(due > SCHED_MAX_TITLES ? SCHED_MAX_TITLES : due);
-        const char *avoid = db_value(t->claim, i, "avoid");
+        const char *avoid = db_value(claim, i, "avoid");
         char perr[128];
         yajl_val list = avoid != NULL ? json_parse(avoid, strlen(avoid), perr, sizeof(perr)) : NULL;
         if (list != NULL && YAJL_IS_ARRAY(list) && list->u.array.len > 0) {
@@ -513,6 +494,8 @@ static void tick_advance(sched_tick_t *t)
         return;
     t->advancing = 1;
     for (;;) {
+        if (t->abort_why != NULL && t->state != TICK_ABORT && t->state != TICK_DONE)
+            tick_set_state(t, TICK_ABORT);
         switch (t->state) {
         case TICK_START:
             t->advancing = 0;
@@ -526,15 +509,15 @@ static void tick_advance(sched_tick_t *t)
             snprintf(batch, sizeof(batch), "%d", SCHED_CLAIM_BATCH);
             const char *params[] = {t->at, lead, grace, t->id, lease, batch};
             db_stmt_t stmts[] = {{NULL, NO_JIT_SQL, 0, NULL}, {"sched_claim", NULL, 6, params}};
-            tick_set_state(t, TICK_CLAIMING);
             t->ready = 0;
-            t->q = db_batch(t->sched->app->db, stmts, 2, on_claimed, t);
-            if (t->q == NULL) {
+            t->claim_sent = 1;
+            if (db_step_start(&t->step, stmts, 2, 1) != 0) {
                 snprintf(t->err, sizeof(t->err), "claiming due campaigns failed: the database is busy");
                 t->report.err = t->err;
                 tick_set_state(t, TICK_DONE);
                 break;
             }
+            tick_set_state(t, TICK_CLAIMING);
             t->advancing = 0;
             return;
         }
@@ -545,8 +528,9 @@ static void tick_advance(sched_tick_t *t)
             }
             /* The previous batch's machines are all done: only now is their memory released. */
             camps_clear(t);
-            if (t->claim_err != NULL) {
-                t->report.err = t->claim_err;
+            if (t->step.err != NULL) {
+                snprintf(t->err, sizeof(t->err), "claiming due campaigns failed: %s", t->step.err);
+                t->report.err = t->err;
                 tick_set_state(t, TICK_DONE);
                 break;
             }
@@ -565,11 +549,18 @@ static void tick_advance(sched_tick_t *t)
             }
             tick_set_state(t, t->claim_full ? TICK_CLAIM : TICK_DONE);
             break;
+        case TICK_ABORT:
+            stop_work(t, t->claim_sent);
+            snprintf(t->err, sizeof(t->err), "%s", t->abort_why);
+            t->report.err = t->err;
+            tick_set_state(t, TICK_DONE);
+            break;
         case TICK_DONE: {
             /* Reached once: the timer is closed here and the tick freed in its close callback. */
             if (uv_is_closing((uv_handle_t *)&t->timer))
                 return;
-            uv_timer_stop(&t->timer);
+            if (uv_timer_stop(&t->timer) != 0)
+                abort();
             sched_t *s = t->sched;
             if (s->timer_tick == t)
                 s->timer_tick = NULL;
@@ -599,7 +590,9 @@ sched_tick_t *sched_tick(sched_t *s, int64_t at_us, sched_tick_cb cb, void *data
     /* The deadline ends the tick before its first leases expire, so no other tick takes over a campaign this
      * one is still working on. */
     int deadline_s = lease_s(s->app->cfg) - 60;
-    t->deadline_ms = uv_now(s->app->loop) + (uint64_t)deadline_s * 1000;
+    t->deadline_ms =
+        uv_now(s->app->loop) + (s->tick_deadline_ms ? s->tick_deadline_ms : (uint64_t)deadline_s * 1000);
+    db_step_init(&t->step, &s->db, on_claimed, t);
     if (uv_timer_init(s->app->loop, &t->timer) != 0)
         abort(); /* only fails for an invalid loop */
     t->timer.data = t;
@@ -610,6 +603,13 @@ sched_tick_t *sched_tick(sched_t *s, int64_t at_us, sched_tick_cb cb, void *data
         s->ticks->prev = t;
     s->ticks = t;
     return t;
+}
+
+void sched_set_ports(sched_t *s, const db_target_t *db, const llm_port_t *llm, uint64_t tick_deadline_ms)
+{
+    s->db = *db;
+    s->llm = *llm;
+    s->tick_deadline_ms = tick_deadline_ms;
 }
 
 void sched_tick_cancel(sched_tick_t *t)
@@ -650,6 +650,8 @@ sched_t *sched_create(app_t *app)
 {
     sched_t *s = xcalloc(1, sizeof(*s));
     s->app = app;
+    s->db = db_target_pool(app->db);
+    s->llm = llm_port(app->llm);
     char host[64] = "host";
     if (gethostname(host, sizeof(host)) != 0)
         snprintf(host, sizeof(host), "host");
@@ -698,7 +700,8 @@ void sched_stop(sched_t *s, uint64_t timeout_ms, void (*cb)(void *data), void *d
     s->stopping = 1;
     s->stop_cb = cb;
     s->stop_data = data;
-    uv_timer_stop(&s->timer);
+    if (uv_timer_stop(&s->timer) != 0)
+        abort();
     /* Ticks in flight get the drain's time to finish; their deadline is pulled in to it. */
     uint64_t now = uv_now(s->app->loop);
     for (sched_tick_t *t = s->ticks; t != NULL; t = t->next) {
@@ -706,7 +709,8 @@ void sched_stop(sched_t *s, uint64_t timeout_ms, void (*cb)(void *data), void *d
             continue;
         if (t->deadline_ms > now + timeout_ms) {
             t->deadline_ms = now + timeout_ms;
-            uv_timer_start(&t->timer, on_tick_timer, timeout_ms, 0);
+            if (uv_timer_start(&t->timer, on_tick_timer, timeout_ms, 0) != 0)
+                abort();
         }
     }
     sched_maybe_closed(s);

@@ -13,6 +13,8 @@
 
 #include "app.h"
 #include "db/db.h"
+#include "db/step.h"
+#include "pipeline/ports.h"
 
 #include <stdint.h>
 
@@ -38,6 +40,9 @@ int sched_prepare(db_pool_t *pool);
 /** Creates the scheduler of this process (every process has one, for the admin tick); nothing runs until
  * sched_start. */
 sched_t *sched_create(app_t *app);
+/** Replaces where the scheduler's queries and LLM calls go, and the ticks' deadline (0: the default, from the
+ * lease); for unit tests (fakes, a short deadline). Before any tick. */
+void sched_set_ports(sched_t *s, const db_target_t *db, const llm_port_t *llm, uint64_t tick_deadline_ms);
 /** Starts the periodic tick (every SCHEDULER_INTERVAL_S, the first one interval after start). Call only in a
  * process with the scheduler role. */
 void sched_start(sched_t *s);

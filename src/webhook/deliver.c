@@ -7,7 +7,6 @@
 #include "core/timeutil.h"
 #include "jobs/queue.h"
 #include "webhook/payload.h"
-#include "webhook/send.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,15 +15,18 @@
 /* A Retry-After longer than this does not postpone the next attempt further (API.md section 6). */
 #define RETRY_AFTER_CAP_S 3600
 
-/* Each state names what the machine does or waits for. */
+/* Each state names what the machine does, or the one operation it waits for (each bounded by the timer). */
 #define DLV_STATES(X)                                                                                        \
     X(LOAD)      /* reads the article, its sources and its integration */                                    \
-    X(LOADING)   /* waits for them */                                                                        \
+    X(LOADING)   /* waits for them (db deadline) */                                                          \
     X(SEND)      /* builds the body, signs it, sends it */                                                   \
-    X(SENDING)   /* waits for the receiver (WEBHOOK_TIMEOUT_S bounds it) */                                  \
+    X(SENDING)   /* waits for the receiver (send deadline; at the drain deadline: interrupted) */            \
     X(RECORD)    /* records the attempt, the article's new state and the job's end in one transaction */     \
-    X(RECORDING) /* waits for that transaction */                                                            \
-    X(DONE)
+    X(RECORDING) /* waits for that transaction (db deadline) */                                              \
+    X(RETRY)     /* the database failed: the job is failed, to run again later */                            \
+    X(NOTHING)   /* nothing to deliver any more: the job is done */                                          \
+    X(REJECT)    /* a job without an article: failed for good */                                             \
+    X(DONE)      /* the job was let go (or taken back): teardown */
 
 typedef enum {
 #define X(s) DLV_##s,
@@ -39,18 +41,20 @@ static const char *const dlv_state_names[] = {
 };
 
 typedef struct st_dlv_t {
-    app_t *app;
+    const dlv_env_t *env;
     jobs_job_t *job;
     dlv_state_t state;
-    int ready;
+    int ready;     /* the operation the waiting state waits for answered */
+    int timed_out; /* its deadline passed */
+    int interrupt; /* the drain deadline: an unanswered send is recorded as interrupted */
+    int halt;      /* deliver_halt: stop now without touching the job */
     char id[37];
     char msg_id[40];
-    db_query_t *q;
+    /* in flight: at most one of these */
+    db_step_t step;
     webhook_send_t *send;
-    PGresult *row; /* the loaded article */
-    const char *db_err;
-    char db_errbuf[300];
-    int db_rows;
+    uv_timer_t deadline; /* the machine is freed in its close callback */
+    PGresult *row;       /* the loaded article */
     /* the attempt's outcome */
     int success;
     long status;
@@ -65,7 +69,7 @@ typedef struct st_dlv_t {
 
 static struct {
     app_t *app;
-    jobs_runner_t *jobs; /* the runner the kind is registered with; it outlives every delivery */
+    dlv_env_t env;
     uv_timer_t sweep;
     int started;
     int sweeping;
@@ -138,6 +142,8 @@ int deliver_prepare(db_pool_t *pool)
     return db_pool_prepare_all(pool, statements, sizeof(statements) / sizeof(statements[0]));
 }
 
+/* ---- helpers: they start, stop and read operations, and never change the state ---- */
+
 static void set_state(dlv_t *d, dlv_state_t s)
 {
     if (log_enabled(LOG_LEVEL_DEBUG))
@@ -146,58 +152,73 @@ static void set_state(dlv_t *d, dlv_state_t s)
     d->state = s;
 }
 
-static void teardown(dlv_t *d)
-{
-    set_state(d, DLV_DONE);
-    if (d->q != NULL)
-        db_query_cancel(d->q);
-    if (d->send != NULL)
-        webhook_send_cancel(d->send);
-    PQclear(d->row);
-    free(d->published_url);
-    free(d);
-}
-
 static const char *col(const dlv_t *d, const char *name)
 {
     return db_value(d->row, 0, name);
 }
 
-static void on_db(const db_result_t *r, size_t n, void *data)
+static void on_deadline(uv_timer_t *t)
 {
-    dlv_t *d = data;
-    d->q = NULL;
-    d->db_err = NULL;
-    d->db_rows = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (r[i].err != NULL) {
-            snprintf(d->db_errbuf, sizeof(d->db_errbuf), "%s", r[i].err);
-            d->db_err = d->db_errbuf;
-            break;
-        }
-    }
-    if (d->db_err == NULL && d->state == DLV_LOADING) {
-        d->row = PQcopyResult(r[0].res, PG_COPYRES_ATTRS | PG_COPYRES_TUPLES);
-        d->db_rows = PQntuples(r[0].res);
-    }
+    dlv_t *d = t->data;
+    d->timed_out = 1;
+    advance(d);
+}
+
+static void arm(dlv_t *d, uint64_t ms)
+{
+    d->ready = 0;
+    d->timed_out = 0;
+    if (uv_timer_start(&d->deadline, on_deadline, ms, 0) != 0)
+        abort(); /* only for a closing handle: a bug */
+}
+
+/* An attempt that got no answer: the outcome recorded for it. */
+static void unanswered(dlv_t *d, const char *why)
+{
+    if (d->send != NULL)
+        d->env->send.cancel(d->send);
+    d->send = NULL;
+    d->success = 0;
+    d->status = 0;
+    snprintf(d->error, sizeof(d->error), "%s", why);
+    d->retry_after_s = -1;
+    d->duration_ms = (int64_t)(uv_now(d->env->loop) - d->sent_at);
+    d->disable = 0;
+    d->final = 0;
+    metrics_webhook_delivery(0);
+}
+
+/* 1 once the waiting state may go on: its operation answered, or its deadline passed (the operation is then
+ * cancelled with a timeout as its outcome), or the drain deadline interrupted a send. */
+static int waited(dlv_t *d)
+{
+    if (!d->ready && !d->timed_out && !(d->interrupt && d->state == DLV_SENDING))
+        return 0;
+    if (!d->ready && d->step.q != NULL)
+        db_step_give_up(&d->step, "timed out waiting for the database");
+    if (!d->ready && d->state == DLV_SENDING)
+        unanswered(d, d->timed_out ? "timed out waiting for the receiver" : "interrupted by shutdown");
+    if (uv_timer_stop(&d->deadline) != 0)
+        abort();
+    d->ready = d->timed_out = 0;
+    return 1;
+}
+
+static void on_step(db_step_t *s)
+{
+    dlv_t *d = s->data;
     d->ready = 1;
     advance(d);
 }
 
-static int send_batch(dlv_t *d, const db_stmt_t *stmts, size_t n, dlv_state_t waiting)
+static int send_batch(dlv_t *d, const db_stmt_t *stmts, size_t n)
 {
-    set_state(d, waiting);
-    d->ready = 0;
-    d->q = db_batch(d->app->db, stmts, n, on_db, d);
-    if (d->q == NULL) {
-        jobs_fail(d->job, "database busy", JOBS_RETRY_BACKOFF);
-        teardown(d);
-        return -1;
-    }
-    return 0;
+    arm(d, d->env->db_deadline_ms);
+    return db_step_start(&d->step, stmts, n, 0);
 }
 
-/* The attempt's body: article.published as Python's json.dumps(sort_keys=True) would write it. */
+/* The attempt's body: article.published as Python's json.dumps(sort_keys=True) would write it. The JSON
+ * columns are read here, at the edge, into the payload's typed article. */
 static char *build_body(const dlv_t *d, size_t *len)
 {
     char err[128];
@@ -239,10 +260,8 @@ static char *build_body(const dlv_t *d, size_t *len)
     webhook_payload(&body, &a);
     free(keywords);
     free(sources);
-    if (kw)
-        yajl_tree_free(kw);
-    if (src)
-        yajl_tree_free(src);
+    yajl_tree_free(kw);
+    yajl_tree_free(src);
     *len = body.len;
     return buf_release(&body);
 }
@@ -264,34 +283,122 @@ static void on_sent(webhook_send_t *s)
     advance(d);
 }
 
+static int start_send(dlv_t *d)
+{
+    size_t len;
+    char *body = build_body(d, &len);
+    webhook_request_t req = {.url = col(d, "webhook_url"),
+                             .secret = col(d, "webhook_secret"),
+                             .api_key = col(d, "api_key"),
+                             .msg_id = d->msg_id,
+                             .body = body,
+                             .body_len = len,
+                             .timeout_s = d->env->cfg->webhook_timeout_s,
+                             .allow_private = d->env->cfg->allow_private_urls};
+    arm(d, d->env->send_deadline_ms);
+    d->sent_at = uv_now(d->env->loop);
+    d->send = d->env->send.send(d->env->send.ctx, &req, on_sent, d);
+    free(body);
+    return d->send != NULL ? 0 : -1;
+}
+
+/* The attempt, the article's new state, the integration's and the job's, in one transaction. */
+static int send_record(dlv_t *d)
+{
+    const config_t *cfg = d->env->cfg;
+    char attempt[24], status[24], duration[24], max[16], delay[24], job_id[24];
+    int64_t attempt_no = db_int(d->row, 0, "posting_attempt_count") + 1;
+    snprintf(attempt, sizeof(attempt), "%lld", (long long)attempt_no);
+    snprintf(status, sizeof(status), "%ld", d->status);
+    snprintf(duration, sizeof(duration), "%lld", (long long)d->duration_ms);
+    snprintf(max, sizeof(max), "%d", cfg->webhook_max_attempts);
+    long wait = cfg->webhook_retry_delay_s;
+    if (d->retry_after_s >= 0)
+        wait = d->retry_after_s > RETRY_AFTER_CAP_S ? RETRY_AFTER_CAP_S : d->retry_after_s;
+    snprintf(delay, sizeof(delay), "%ld", wait);
+    snprintf(job_id, sizeof(job_id), "%lld", (long long)d->job->id);
+    const char *integ = col(d, "webhook_integration_id");
+    const char *p_attempt[] = {d->id,     integ,
+                               attempt,   col(d, "webhook_url"),
+                               d->msg_id, d->success ? "true" : "false",
+                               status,    d->success ? NULL : d->error,
+                               duration};
+    const char *p_posted[] = {d->id, d->published_url, d->msg_id};
+    const char *p_integ_ok[] = {integ};
+    const char *p_failed[] = {d->id, d->error, d->msg_id, max, d->final ? "true" : "false", delay};
+    const char *p_integ_failed[] = {integ, d->disable ? "true" : "false", "HTTP 410 Gone from the receiver"};
+    /* The runner id was taken at start: app->jobs is cleared when stopping begins, and a draining delivery
+     * records after that. */
+    const char *p_job[] = {job_id, d->env->jobs.runner_id};
+    const char *p_next[] = {d->id, JOBS_KIND_DELIVER};
+    db_stmt_t stmts[6];
+    size_t n = 0;
+    stmts[n++] = (db_stmt_t){"dlv_attempt", NULL, 9, p_attempt};
+    if (d->success) {
+        stmts[n++] = (db_stmt_t){"dlv_posted", NULL, 3, p_posted};
+        stmts[n++] = (db_stmt_t){"dlv_integration_ok", NULL, 1, p_integ_ok};
+        stmts[n++] = (db_stmt_t){JOBS_STMT_MARK_DONE, NULL, 2, p_job};
+        log_info("delivering a webhook", "article %s posted (attempt %lld, HTTP %ld, %lld ms)", d->id,
+                 (long long)attempt_no, d->status, (long long)d->duration_ms);
+    } else {
+        stmts[n++] = (db_stmt_t){"dlv_failed", NULL, 6, p_failed};
+        stmts[n++] = (db_stmt_t){"dlv_integration_failed", NULL, 3, p_integ_failed};
+        stmts[n++] = (db_stmt_t){JOBS_STMT_MARK_DONE, NULL, 2, p_job};
+        stmts[n++] = (db_stmt_t){"dlv_next", NULL, 2, p_next};
+        log_warn("delivering a webhook", "article %s: attempt %lld of %d failed: %s", d->id,
+                 (long long)attempt_no, cfg->webhook_max_attempts, d->error);
+    }
+    return send_batch(d, stmts, n);
+}
+
+static void on_deadline_closed(uv_handle_t *h)
+{
+    dlv_t *d = h->data;
+    db_step_clear(&d->step);
+    PQclear(d->row);
+    free(d->published_url);
+    free(d);
+}
+
+/* The one teardown: stops every operation and frees the machine once its timer is closed. */
+static void teardown(dlv_t *d)
+{
+    db_step_cancel(&d->step);
+    if (d->send != NULL)
+        d->env->send.cancel(d->send);
+    d->send = NULL;
+    uv_close((uv_handle_t *)&d->deadline, on_deadline_closed);
+}
+
+/* ---- the machine: every transition is here ---- */
+
 static void advance(dlv_t *d)
 {
-    for (;;) {
+    while (d->state != DLV_DONE || !uv_is_closing((uv_handle_t *)&d->deadline)) {
+        if (d->halt && d->state != DLV_DONE)
+            set_state(d, DLV_DONE);
         switch (d->state) {
         case DLV_LOAD: {
             const char *params[] = {d->id};
             db_stmt_t s = {"dlv_load", NULL, 1, params};
-            if (send_batch(d, &s, 1, DLV_LOADING) != 0)
-                return;
-            return;
+            set_state(d, send_batch(d, &s, 1) == 0 ? DLV_LOADING : DLV_RETRY);
+            break;
         }
         case DLV_LOADING:
-            if (!d->ready)
+            if (!waited(d))
                 return;
-            if (d->db_err != NULL) {
-                jobs_fail(d->job, d->db_err, JOBS_RETRY_BACKOFF);
-                teardown(d);
-                return;
+            if (d->step.err != NULL) {
+                set_state(d, DLV_RETRY);
+                break;
             }
+            d->row = d->step.res;
+            d->step.res = NULL;
             /* Nothing to deliver any more: posted meanwhile, failed, deleted, or the integration was removed.
              */
-            if (d->db_rows != 1 || strcmp(col(d, "status"), "completed") != 0 ||
+            if (d->step.rows != 1 || strcmp(col(d, "status"), "completed") != 0 ||
                 col(d, "webhook_integration_id") == NULL || col(d, "content") == NULL) {
-                log_info("delivering a webhook", "article %s: nothing to deliver (%s)", d->id,
-                         d->db_rows != 1 ? "deleted" : col(d, "status"));
-                jobs_done(d->job);
-                teardown(d);
-                return;
+                set_state(d, DLV_NOTHING);
+                break;
             }
             webhook_msg_id(d->id, col(d, "webhook_integration_id"), d->msg_id);
             if (!db_bool(d->row, 0, "is_active")) {
@@ -306,119 +413,80 @@ static void advance(dlv_t *d)
             }
             set_state(d, DLV_SEND);
             break;
-        case DLV_SEND: {
-            size_t len;
-            char *body = build_body(d, &len);
-            webhook_request_t req = {.url = col(d, "webhook_url"),
-                                     .secret = col(d, "webhook_secret"),
-                                     .api_key = col(d, "api_key"),
-                                     .msg_id = d->msg_id,
-                                     .body = body,
-                                     .body_len = len,
-                                     .timeout_s = d->app->cfg->webhook_timeout_s,
-                                     .allow_private = d->app->cfg->allow_private_urls};
+        case DLV_SEND:
+            if (start_send(d) != 0) {
+                unanswered(d, "the request could not be started");
+                set_state(d, DLV_RECORD);
+                break;
+            }
             set_state(d, DLV_SENDING);
-            d->ready = 0;
-            d->sent_at = uv_now(d->app->loop);
-            d->send = webhook_send(d->app->net, &req, on_sent, d);
-            free(body);
             return;
-        }
         case DLV_SENDING:
-            if (!d->ready)
+            if (!waited(d))
                 return;
             set_state(d, DLV_RECORD);
             break;
-        case DLV_RECORD: {
-            const config_t *cfg = d->app->cfg;
-            char attempt[24], status[24], duration[24], max[16], delay[24], job_id[24];
-            int64_t attempt_no = db_int(d->row, 0, "posting_attempt_count") + 1;
-            snprintf(attempt, sizeof(attempt), "%lld", (long long)attempt_no);
-            snprintf(status, sizeof(status), "%ld", d->status);
-            snprintf(duration, sizeof(duration), "%lld", (long long)d->duration_ms);
-            snprintf(max, sizeof(max), "%d", cfg->webhook_max_attempts);
-            long wait = cfg->webhook_retry_delay_s;
-            if (d->retry_after_s >= 0)
-                wait = d->retry_after_s > RETRY_AFTER_CAP_S ? RETRY_AFTER_CAP_S : d->retry_after_s;
-            snprintf(delay, sizeof(delay), "%ld", wait);
-            snprintf(job_id, sizeof(job_id), "%lld", (long long)d->job->id);
-            const char *integ = col(d, "webhook_integration_id");
-            const char *p_attempt[] = {d->id,     integ,
-                                       attempt,   col(d, "webhook_url"),
-                                       d->msg_id, d->success ? "true" : "false",
-                                       status,    d->success ? NULL : d->error,
-                                       duration};
-            const char *p_posted[] = {d->id, d->published_url, d->msg_id};
-            const char *p_integ_ok[] = {integ};
-            const char *p_failed[] = {d->id, d->error, d->msg_id, max, d->final ? "true" : "false", delay};
-            const char *p_integ_failed[] = {integ, d->disable ? "true" : "false",
-                                            "HTTP 410 Gone from the receiver"};
-            /* D.jobs: app->jobs is cleared when stopping begins, and a draining delivery records after that.
-             */
-            const char *p_job[] = {job_id, jobs_runner_id(D.jobs)};
-            const char *p_next[] = {d->id, JOBS_KIND_DELIVER};
-            db_stmt_t stmts[6];
-            size_t n = 0;
-            stmts[n++] = (db_stmt_t){"dlv_attempt", NULL, 9, p_attempt};
-            if (d->success) {
-                stmts[n++] = (db_stmt_t){"dlv_posted", NULL, 3, p_posted};
-                stmts[n++] = (db_stmt_t){"dlv_integration_ok", NULL, 1, p_integ_ok};
-                stmts[n++] = (db_stmt_t){JOBS_STMT_MARK_DONE, NULL, 2, p_job};
-                log_info("delivering a webhook", "article %s posted (attempt %lld, HTTP %ld, %lld ms)", d->id,
-                         (long long)attempt_no, d->status, (long long)d->duration_ms);
-            } else {
-                stmts[n++] = (db_stmt_t){"dlv_failed", NULL, 6, p_failed};
-                stmts[n++] = (db_stmt_t){"dlv_integration_failed", NULL, 3, p_integ_failed};
-                stmts[n++] = (db_stmt_t){JOBS_STMT_MARK_DONE, NULL, 2, p_job};
-                stmts[n++] = (db_stmt_t){"dlv_next", NULL, 2, p_next};
-                log_warn("delivering a webhook", "article %s: attempt %lld of %d failed: %s", d->id,
-                         (long long)attempt_no, cfg->webhook_max_attempts, d->error);
-            }
-            if (send_batch(d, stmts, n, DLV_RECORDING) != 0)
-                return;
-            return;
-        }
+        case DLV_RECORD:
+            set_state(d, send_record(d) == 0 ? DLV_RECORDING : DLV_RETRY);
+            break;
         case DLV_RECORDING:
-            if (!d->ready)
+            if (!waited(d))
                 return;
-            if (d->db_err != NULL) {
+            if (d->step.err != NULL) {
                 /* The attempt happened but could not be recorded: the job runs again (the receiver may see
                  * the same webhook-id twice, which Standard Webhooks receivers de-duplicate). */
                 log_error("delivering a webhook", "article %s: recording the attempt failed: %s", d->id,
-                          d->db_err);
-                jobs_fail(d->job, d->db_err, JOBS_RETRY_BACKOFF);
-            } else {
-                jobs_forget(d->job);
+                          d->step.err);
+                set_state(d, DLV_RETRY);
+                break;
             }
-            teardown(d);
-            return;
+            d->env->jobs.forget(d->job);
+            set_state(d, DLV_DONE);
+            break;
+        case DLV_RETRY:
+            d->env->jobs.fail(d->job, d->step.err ? d->step.err : "database busy", JOBS_RETRY_BACKOFF);
+            set_state(d, DLV_DONE);
+            break;
+        case DLV_NOTHING:
+            log_info("delivering a webhook", "article %s: nothing to deliver (%s)", d->id,
+                     d->step.rows != 1 ? "deleted" : col(d, "status"));
+            d->env->jobs.done(d->job);
+            set_state(d, DLV_DONE);
+            break;
+        case DLV_REJECT:
+            d->env->jobs.fail(d->job, JOBS_KIND_DELIVER " job without an article", JOBS_NO_RETRY);
+            set_state(d, DLV_DONE);
+            break;
         case DLV_DONE:
+            teardown(d);
             return;
         }
     }
 }
 
-static void on_job_start(jobs_job_t *job, void *data)
+/* ---- entry points ---- */
+
+void deliver_run(const dlv_env_t *env, jobs_job_t *job)
 {
     dlv_t *d = xcalloc(1, sizeof(*d));
-    d->app = data;
+    d->env = env;
     d->job = job;
     d->retry_after_s = -1;
     job->data = d;
-    if (job->article_id == NULL) {
-        jobs_fail(job, "deliver_webhook job without an article", JOBS_NO_RETRY);
-        teardown(d);
-        return;
-    }
-    snprintf(d->id, sizeof(d->id), "%s", job->article_id);
-    d->state = DLV_LOAD;
+    snprintf(d->id, sizeof(d->id), "%s", job->article_id ? job->article_id : "");
+    db_step_init(&d->step, &env->db, on_step, d);
+    if (uv_timer_init(env->loop, &d->deadline) != 0)
+        abort(); /* only fails for an invalid loop */
+    d->deadline.data = d;
+    d->state = job->article_id != NULL ? DLV_LOAD : DLV_REJECT;
     advance(d);
 }
 
-static void on_job_cancel(jobs_job_t *job, void *data)
+void deliver_halt(jobs_job_t *job)
 {
-    (void)data;
-    teardown(job->data);
+    dlv_t *d = job->data;
+    d->halt = 1;
+    advance(d);
 }
 
 /* Shutdown (jobs_drain_cb): a request the receiver may already have got is never given up silently, since a
@@ -426,9 +494,8 @@ static void on_job_cancel(jobs_job_t *job, void *data)
  * waits for its answer and is recorded like any attempt; at the drain deadline (SHUTDOWN_TIMEOUT_S) one still
  * unanswered is recorded as a failed attempt, "interrupted by shutdown", with its next attempt queued. One
  * not sent yet is stopped and handed back (0). */
-static int on_job_drain(jobs_job_t *job, int deadline, void *data)
+int deliver_drain(jobs_job_t *job, int deadline)
 {
-    (void)data;
     dlv_t *d = job->data;
     switch (d->state) {
     case DLV_SENDING:
@@ -437,24 +504,31 @@ static int on_job_drain(jobs_job_t *job, int deadline, void *data)
                      d->id);
             return 1;
         }
-        webhook_send_cancel(d->send);
-        d->send = NULL;
-        d->success = 0;
-        d->status = 0;
-        snprintf(d->error, sizeof(d->error), "interrupted by shutdown");
-        d->retry_after_s = -1;
-        d->duration_ms = (int64_t)(uv_now(d->app->loop) - d->sent_at);
-        d->disable = 0;
-        d->final = 0;
-        metrics_webhook_delivery(0);
-        set_state(d, DLV_RECORD);
-        advance(d); /* records it, or fails the job (teardown) when the pool refuses: finished either way */
+        d->interrupt = 1;
+        advance(d); /* records it, or fails the job when the pool refuses: finished either way */
         return 1;
     case DLV_RECORDING:
         return 1; /* the attempt's record is on its way */
     default:
         return 0;
     }
+}
+
+static void on_job_start(jobs_job_t *job, void *data)
+{
+    deliver_run(data, job);
+}
+
+static void on_job_cancel(jobs_job_t *job, void *data)
+{
+    (void)data;
+    deliver_halt(job);
+}
+
+static int on_job_drain(jobs_job_t *job, int deadline, void *data)
+{
+    (void)data;
+    return deliver_drain(job, deadline);
 }
 
 /* ---- the sweep ---- */
@@ -503,19 +577,35 @@ static void on_sweep_timer(uv_timer_t *t)
         D.sweeping = 0;
 }
 
+static webhook_send_t *send_on_net(void *ctx, const webhook_request_t *req, webhook_send_cb cb, void *data)
+{
+    return webhook_send(ctx, req, cb, data);
+}
+
 int deliver_start(app_t *app)
 {
     if (app->jobs == NULL)
         return 0;
     D.app = app;
-    D.jobs = app->jobs;
-    if (jobs_register(app->jobs, JOBS_KIND_DELIVER, on_job_start, on_job_cancel, DELIVER_CONCURRENCY, app) !=
-            0 ||
+    D.env = (dlv_env_t){.loop = app->loop,
+                        .cfg = app->cfg,
+                        .db = db_target_pool(app->db),
+                        .send = {.send = send_on_net, .cancel = webhook_send_cancel, .ctx = app->net},
+                        .jobs = jobs_port_runner(app->jobs),
+                        .db_deadline_ms = 120000,
+                        /* webhook_send's own timeout answers first; this only catches a send that never
+                         * would */
+                        .send_deadline_ms = (uint64_t)app->cfg->webhook_timeout_s * 1000 + 30000};
+    if (jobs_register(app->jobs, JOBS_KIND_DELIVER, on_job_start, on_job_cancel, DELIVER_CONCURRENCY,
+                      &D.env) != 0 ||
         jobs_set_drain(app->jobs, JOBS_KIND_DELIVER, on_job_drain) != 0)
         return -1;
     uint64_t every = (uint64_t)app->cfg->webhook_sweep_interval_s * 1000;
-    uv_timer_init(app->loop, &D.sweep);
-    uv_timer_start(&D.sweep, on_sweep_timer, every, every);
+    if (uv_timer_init(app->loop, &D.sweep) != 0 ||
+        uv_timer_start(&D.sweep, on_sweep_timer, every, every) != 0) {
+        log_error("starting the delivery sweep", "the timer could not be started");
+        return -1;
+    }
     D.started = 1;
     return 0;
 }
